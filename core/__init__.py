@@ -1,0 +1,1 @@
+"""Building blocks of tapelab: activations, models, data, gradient capture and backprop."""

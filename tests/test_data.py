@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from core.data import load_mnist, one_hot
+from core.errors import DataError
+
+
+def test_local_npz_is_normalised_and_one_hot(mnist_npz):
+    data = load_mnist(mnist_npz.parent)
+    assert data.x_train.shape == (64, 28, 28, 1) and data.x_train.dtype == np.float32
+    assert data.x_test.shape == (16, 28, 28, 1)
+    assert 0.0 <= data.x_train.min() and data.x_train.max() == 1.0
+    assert data.y_train.shape == (64, 10) and np.all(data.y_train.sum(axis=1) == 1)
+    with np.load(mnist_npz) as raw:
+        np.testing.assert_array_equal(data.y_train.argmax(axis=1), raw["y_train"])
+        np.testing.assert_allclose(data.x_train[..., 0], raw["x_train"] / 255.0, rtol=1e-6)
+
+
+def test_shared_layout_with_subfolder_is_found(mnist_npz, tmp_path):
+    (tmp_path / "mnist").mkdir()
+    mnist_npz.rename(tmp_path / "mnist" / "mnist.npz")
+    assert load_mnist(tmp_path).x_train.shape[0] == 64
+
+
+def test_missing_file_says_where_to_put_it(tmp_path):
+    with pytest.raises(DataError, match=f"no mnist.npz or mnist/mnist.npz under {tmp_path}; put the file there"):
+        load_mnist(tmp_path)
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match="data folder .*nowhere does not exist"):
+        load_mnist(tmp_path / "nowhere")
+
+
+def test_file_that_is_not_npz(tmp_path):
+    (tmp_path / "mnist.npz").write_text("not a zip")
+    with pytest.raises(DataError, match="not a readable .npz file"):
+        load_mnist(tmp_path)
+
+
+def test_npz_missing_keys(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(DataError, match="lacks y_train, x_test, y_test"):
+        load_mnist(tmp_path)
+
+
+def test_wrong_image_shape(tmp_path):
+    arrays = dict(x_train=np.zeros((2, 32, 32), np.uint8), y_train=np.zeros(2, np.uint8),
+                  x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    with pytest.raises(DataError, match=r"train images have shape \(2, 32, 32\)"):
+        load_mnist(tmp_path)
+
+
+def test_one_hot_rejects_labels_out_of_range():
+    with pytest.raises(DataError, match="labels must lie in 0..9"):
+        one_hot([0, 10], 10)

@@ -1,0 +1,1 @@
+"""Training: the one tape-based loop and the experiments built on it."""

@@ -1,0 +1,229 @@
+"""The custom training loop every experiment uses: `tf.GradientTape`, no `model.fit`.
+
+Speed comes from running many steps inside one compiled call (`steps_per_call`, XLA on a
+single device) over data held in memory, so Python runs once per call, not once per step.
+Under a `tf.distribute.Strategy` each replica takes its share of every global batch and the
+loss is divided by the global batch size, so the summed replica gradients equal the
+single-device gradient.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from core.errors import ConfigError, TapelabError
+from core.gradients import make_gradient_probe
+from core.models import dense_layers
+
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+
+
+class NonFiniteLossError(TapelabError):
+    """The loss became NaN or infinite; training stops instead of writing garbage."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=3, metadata={"help": "passes over the training set"})
+    batch_size: int = field(default=32, metadata={"help": "global batch size (Keras' default is 32)"})
+    learning_rate: float = field(default=0.01, metadata={"help": "optimizer step size"})
+    optimizer: str = field(default="sgd", metadata={"help": f"one of {', '.join(OPTIMIZERS)}"})
+    loss: str = field(default="categorical_crossentropy", metadata={"help": "a Keras loss function name"})
+    seed: int = field(default=0, metadata={"help": "seed for shuffling and the gradient batch"})
+    evals_per_epoch: int = field(default=1, metadata={"help": "test-set evaluations per epoch (curve points)"})
+    capture_gradients: bool = field(default=False, metadata={"help": "record per-layer max |gradient|"})
+    gradient_batch_size: int = field(default=32, metadata={"help": "size of the fixed gradient mini-batch"})
+    steps_per_call: int = field(default=200, metadata={"help": "training steps per compiled call"})
+    jit_compile: bool = field(default=True, metadata={"help": "compile steps with XLA (single device only)"})
+
+    def __post_init__(self):
+        positive = ("epochs", "batch_size", "evals_per_epoch", "gradient_batch_size", "steps_per_call")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        try:
+            keras.losses.get(self.loss)
+        except ValueError:
+            raise ConfigError(
+                f"unknown loss {self.loss!r}; use a Keras loss name such as categorical_crossentropy"
+            ) from None
+
+
+@dataclass
+class History:
+    """What a run measured. `records` are learning-curve points; `layer_gradients[0]` is
+    the untrained net, then one entry per epoch (when gradients are captured)."""
+
+    records: list = field(default_factory=list)
+    layer_gradients: list = field(default_factory=list)
+    layer_names: list = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    @property
+    def final(self) -> dict:
+        return self.records[-1]
+
+
+def _replica_share(*tensors):
+    """This replica's contiguous share of a global batch (all of it on one device)."""
+    context = tf.distribute.get_replica_context()
+    size = tf.shape(tensors[0])[0]
+    replicas, replica = context.num_replicas_in_sync, context.replica_id_in_sync_group
+    start, end = (replica * size) // replicas, ((replica + 1) * size) // replicas
+    return [tensor[start:end] for tensor in tensors]
+
+
+class Trainer:
+    """Holds the compiled train and test steps of one model; `fit` runs the epochs."""
+
+    def __init__(self, model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
+        self.model, self.config = model, config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        if not self.strategy.extended.variable_created_in_scope(model.trainable_variables[0].value):
+            raise ConfigError("build the model inside strategy.scope() of the strategy given to the loop")
+        self.loss_fn = keras.losses.get(config.loss)
+        with self.strategy.scope():
+            self.optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
+            self.optimizer.build(model.trainable_variables)
+        jit = config.jit_compile and self.strategy.num_replicas_in_sync == 1
+        self._run_train_steps = tf.function(self._train_steps, jit_compile=jit, autograph=False)
+        self._run_test_batch = tf.function(self._test_batch, jit_compile=jit, autograph=False)
+
+    def _train_step(self, x, y, global_size):
+        x, y = _replica_share(x, y)
+        with tf.GradientTape() as tape:
+            probabilities = self.model(x, training=True)
+            per_example = self.loss_fn(y, probabilities)
+            loss = tf.reduce_sum(per_example) / global_size
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        return tf.stack([tf.reduce_sum(per_example), _correct(y, probabilities)])
+
+    def _train_steps(self, x_all, y_all, batch_indices, num_steps):
+        """Run one step for each of the first `num_steps` rows of `batch_indices` (the rest is
+        padding that keeps one compiled shape); return summed loss and correct count."""
+        global_size = tf.cast(tf.shape(batch_indices)[1], x_all.dtype)
+
+        def one_step(row, totals):
+            x = tf.gather(x_all, batch_indices[row])
+            y = tf.gather(y_all, batch_indices[row])
+            per_replica = self.strategy.run(self._train_step, args=(x, y, global_size))
+            return row + 1, totals + self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        start = (tf.constant(0, num_steps.dtype), tf.zeros(2, x_all.dtype))
+        _, totals = tf.while_loop(lambda row, _: row < num_steps, one_step, start)
+        return totals
+
+    def _test_batch(self, x, y):
+        def replica_step(x, y):
+            x, y = _replica_share(x, y)
+            probabilities = self.model(x, training=False)
+            return tf.stack([tf.reduce_sum(self.loss_fn(y, probabilities)), _correct(y, probabilities)])
+
+        per_replica = self.strategy.run(replica_step, args=(x, y))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    def evaluate(self, x, y, batch_size: int = 2000) -> tuple[float, float]:
+        """Mean loss and accuracy over (x, y)."""
+        totals = np.zeros(2)
+        for start in range(0, len(x), batch_size):
+            totals += self._run_test_batch(x[start : start + batch_size], y[start : start + batch_size]).numpy()
+        return totals[0] / len(x), totals[1] / len(x)
+
+    def fit(self, x_train, y_train, x_test, y_test, name: str = "model", progress: bool = True) -> History:
+        config = self.config
+        x_train, y_train = tf.constant(x_train), tf.constant(y_train)
+        history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
+        rng = np.random.default_rng(config.seed)
+        probe_x, probe_y = _fixed_batch(x_train, y_train, config.gradient_batch_size, rng)
+        probe = make_gradient_probe(self.model, _mean_loss(self.loss_fn)) if config.capture_gradients else None
+        if probe:
+            history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
+        num_examples = int(x_train.shape[0])
+        steps_per_epoch = math.ceil(num_examples / config.batch_size)
+        segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
+        start_time = time.perf_counter()
+        for epoch in range(config.epochs):
+            batches = _epoch_batches(rng.permutation(num_examples), config.batch_size)
+            bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{config.epochs}",
+                       unit="step", leave=False, disable=not progress)
+            step = 0
+            for segment_end in segment_ends:
+                totals, seen = np.zeros(2), 0
+                while step < segment_end:
+                    chunk, num_steps = _next_chunk(batches, step, segment_end, config.steps_per_call)
+                    totals += self._run_train_steps(x_train, y_train, chunk, tf.constant(num_steps, tf.int32)).numpy()
+                    seen += sum(len(batch) for batch in batches[step : step + num_steps])
+                    step += num_steps
+                    if not np.isfinite(totals[0]):
+                        bar.close()
+                        raise NonFiniteLossError(
+                            f"{name}: loss became {totals[0]} in epoch {epoch + 1} by step {step}; "
+                            "lower the learning rate or check the data for NaNs"
+                        )
+                    bar.update(num_steps)
+                    bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.4f}")
+                test_loss, test_accuracy = self.evaluate(x_test, y_test)
+                history.records.append({
+                    "epoch": epoch + step / steps_per_epoch,
+                    "train_loss": totals[0] / seen,
+                    "train_accuracy": totals[1] / seen,
+                    "test_loss": test_loss,
+                    "test_accuracy": test_accuracy,
+                })
+            bar.close()
+            if probe:
+                history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
+        history.train_seconds = time.perf_counter() - start_time
+        return history
+
+
+def _correct(y, probabilities):
+    matches = tf.equal(tf.argmax(y, axis=-1), tf.argmax(probabilities, axis=-1))
+    return tf.reduce_sum(tf.cast(matches, probabilities.dtype))
+
+
+def _mean_loss(loss_fn):
+    return lambda y, probabilities: tf.reduce_mean(loss_fn(y, probabilities))
+
+
+def _fixed_batch(x, y, size, rng):
+    indices = np.sort(rng.choice(int(x.shape[0]), size=min(size, int(x.shape[0])), replace=False))
+    return tf.gather(x, indices), tf.gather(y, indices)
+
+
+def _epoch_batches(permutation, batch_size):
+    """Full batches as a (steps, batch) array, plus the last short batch if there is one."""
+    full = len(permutation) // batch_size * batch_size
+    batches = list(permutation[:full].reshape(-1, batch_size))
+    if full < len(permutation):
+        batches.append(permutation[full:])
+    return batches
+
+
+def _next_chunk(batches, start, segment_end, steps_per_call):
+    """Batches from `start` (at most `steps_per_call`, not past `segment_end`) as a
+    (steps_per_call, batch) index array padded with zeros, and the number of real rows.
+
+    A short last batch goes alone, as a (1, short) array."""
+    if len(batches[start]) != len(batches[0]):
+        return batches[start][None, :], 1
+    full_batches = len(batches) if len(batches[-1]) == len(batches[0]) else len(batches) - 1
+    end = min(segment_end, start + steps_per_call, full_batches)
+    chunk = np.zeros((steps_per_call, len(batches[0])), dtype=batches[0].dtype)
+    chunk[: end - start] = batches[start:end]
+    return chunk, int(end - start)
+
+
+def fit(model, x_train, y_train, x_test, y_test, config: TrainConfig, strategy=None, name="model", progress=True):
+    """Train `model` with the tape loop; see `Trainer`."""
+    return Trainer(model, config, strategy).fit(x_train, y_train, x_test, y_test, name=name, progress=progress)
