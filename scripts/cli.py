@@ -33,7 +33,10 @@ def cmd_backprop_check(args) -> int:
     if args.out:
         out = ensure_writable_dir(args.out)
         save_json(out / "backprop_check.json", result)
-        write_atomic(out / "backprop_check.md", format_backprop_check(result))
+        command = " ".join(["tapelab", *sys.argv[1:]])
+        title = "# Backprop check: hand-written gradients against tf.GradientTape (float64)"
+        header = f"{title}\n\nProduced by `{command}`.\n\n"
+        write_atomic(out / "backprop_check.md", header + format_backprop_check(result))
     return 0 if result["passed"] else 1
 
 
