@@ -33,13 +33,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             dest=field.name,
             type=_parser_for(hints[field.name]),
             default=default,
-            help=f"{field.metadata.get('help', '')} (default: {shown})",
+            help=f"{field.metadata.get('help', '')} (default: %(default)s)",
         )
 
 

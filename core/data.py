@@ -5,7 +5,9 @@ With `data_dir` they read local files directly and never hand them to Keras' dow
 which deletes a file whose hash it does not expect.
 """
 
+import pickle
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import numpy as np
 from core.errors import DataError
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 @dataclass
@@ -91,3 +95,86 @@ def _read_mnist_npz(path: Path):
                 f"{path}: {name} images have shape {images.shape} for {len(labels)} labels; expected (N, 28, 28)"
             )
     return x_train, y_train, x_test, y_test
+
+
+def load_cifar10(data_dir=None) -> ImageData:
+    """CIFAR-10, 50,000 train and 10,000 test 32x32 RGB images.
+
+    `data_dir` may hold the official pickled batches (`cifar-10-batches-py/`), or per-class image
+    folders `train/CLASS/*` and `test/CLASS/*`, directly or under `cifar10/`. Unpickling runs
+    code, so pickles are read only from a folder the user names.
+    """
+    if data_dir is None:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    else:
+        x_train, y_train, x_test, y_test = _read_cifar10_local(Path(data_dir))
+    return ImageData(
+        to_unit_float(x_train), one_hot(y_train, 10), to_unit_float(x_test), one_hot(y_test, 10), CIFAR10_CLASSES
+    )
+
+
+def _read_cifar10_local(data_dir: Path):
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist; pass the folder that holds CIFAR-10")
+    roots = [data_dir, data_dir / "cifar10"]
+    for root in [*roots, *(r / "cifar-10-batches-py" for r in roots)]:
+        if (root / "data_batch_1").is_file():
+            return _read_cifar10_pickles(root)
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            x_train, y_train = read_image_folders(root / "train", CIFAR10_CLASSES, grayscale=False)
+            x_test, y_test = read_image_folders(root / "test", CIFAR10_CLASSES, grayscale=False)
+            return x_train, y_train, x_test, y_test
+    raise DataError(
+        f"no CIFAR-10 under {data_dir}: expected cifar-10-batches-py/ (official download) or "
+        "train/CLASS/*.jpg and test/CLASS/*.jpg folders, directly or under cifar10/"
+    )
+
+
+def _read_cifar10_pickles(root: Path):
+    def batch(name):
+        path = root / name
+        try:
+            with open(path, "rb") as handle:
+                content = pickle.load(handle, encoding="bytes")
+            images = np.asarray(content[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            return images, np.asarray(content[b"labels"])
+        except FileNotFoundError:
+            raise DataError(f"{path} is missing; the cifar-10-batches-py folder is incomplete") from None
+        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as error:
+            raise DataError(f"{path} is not a CIFAR-10 batch ({error}); download it again") from None
+
+    parts = [batch(f"data_batch_{index}") for index in range(1, 6)]
+    x_test, y_test = batch("test_batch")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), x_test, y_test
+
+
+def read_image_folders(root: Path, class_folders, grayscale: bool):
+    """Images from `root/FOLDER/*` for each folder in `class_folders` (label = its position).
+
+    Decoding runs on threads (OpenCV releases the GIL). An unreadable image is an error naming it.
+    """
+    import cv2
+
+    paths, labels = [], []
+    for label, folder in enumerate(class_folders):
+        if not (root / folder).is_dir():
+            raise DataError(f"{root / folder} is missing; expected one folder per class: {', '.join(class_folders)}")
+        found = sorted(p for p in (root / folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += found
+        labels += [label] * len(found)
+    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
+
+    def read(path):
+        image = cv2.imread(str(path), flag)
+        if image is None:
+            raise DataError(f"cannot read image {path}; delete or replace it")
+        return image if grayscale else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        images = list(pool.map(read, paths))
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        raise DataError(f"images under {root} differ in size ({sorted(shapes)[:3]}); resize them to one size")
+    return np.stack(images), np.asarray(labels)

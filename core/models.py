@@ -52,3 +52,54 @@ def build_mlp(
 def dense_layers(model: keras.Model) -> list:
     """The layers that own weights, in order from input to output."""
     return [layer for layer in model.layers if layer.trainable_weights]
+
+
+def build_cnn(
+    input_shape: tuple,
+    num_classes: int = 10,
+    widths: tuple = (32, 64),
+    convs_per_stage: int = 2,
+    dense_units: int = 128,
+    dropout_rate: float = 0.25,
+    mean=None,
+    std=None,
+    seed: int = 0,
+    name: str = "cnn",
+) -> keras.Model:
+    """A VGG-style CNN: per stage `convs_per_stage` x (3x3 conv, batch norm, ReLU), then 2x2 max pooling.
+
+    The model takes pixels in [0, 1] and standardises them itself with the per-channel `mean` and
+    `std` of the training set, so attacks work in pixel space and the `.h5` file is self-contained.
+    With `dense_units` 0 the head is global average pooling; otherwise flatten and a hidden layer.
+    """
+    if not widths or min(widths) < 1 or convs_per_stage < 1:
+        raise ConfigError(f"widths must be positive and convs_per_stage >= 1, got {widths}, {convs_per_stage}")
+    initializer_seeds = iter(range(seed * 1000, seed * 1000 + 1000))
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    if mean is not None:
+        x = keras.layers.Normalization(mean=list(mean), variance=[s**2 for s in std], name="standardise")(x)
+    for stage, width in enumerate(widths):
+        for conv in range(convs_per_stage):
+            x = keras.layers.Conv2D(
+                width, 3, padding="same", use_bias=False, name=f"conv{stage + 1}_{conv + 1}",
+                kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)),
+            )(x)
+            x = keras.layers.BatchNormalization(name=f"bn{stage + 1}_{conv + 1}")(x)
+            x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{stage + 1}")(x)
+    if dense_units:
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds))(x)
+        x = keras.layers.Dense(
+            dense_units, activation="relu",
+            kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)), name="hidden",
+        )(x)
+    else:
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds))(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", name="output",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seeds)),
+    )(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -21,8 +21,9 @@ import keras
 from core.data import load_mnist
 from core.io import ensure_writable_dir, save_json, write_atomic
 from core.models import build_mlp
+from train.config import TrainConfig
 from train.gradient_flow import GridConfig, run_grid
-from train.loop import TrainConfig, Trainer
+from train.loop import Trainer
 
 
 def time_tape_loop(data, depth, batch_size, epochs):

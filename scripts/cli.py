@@ -14,9 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.config import add_config_arguments, config_from_args
 from core.errors import TapelabError
+from core.io import ensure_writable_dir
 from train.backprop_check import BackpropCheckConfig
+from train.classifier import CnnConfig
+from train.config import TrainConfig
 from train.gradient_flow import GridConfig
-from train.loop import TrainConfig
 
 DATA_DIR_HELP = (
     "folder with local data files (for MNIST: mnist.npz or mnist/mnist.npz); "
@@ -25,7 +27,7 @@ DATA_DIR_HELP = (
 
 
 def cmd_backprop_check(args) -> int:
-    from core.io import ensure_writable_dir, save_json, write_atomic
+    from core.io import save_json, write_atomic
     from train.backprop_check import format_backprop_check, run_backprop_check
 
     result = run_backprop_check(config_from_args(BackpropCheckConfig, args))
@@ -42,7 +44,6 @@ def cmd_backprop_check(args) -> int:
 
 def cmd_gradients(args) -> int:
     from core.data import load_mnist
-    from core.io import ensure_writable_dir
     from train.gradient_flow import run_grid
     from train.gradient_flow_report import write_report
 
@@ -62,7 +63,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_all(args) -> int:
-    from core.io import ensure_writable_dir, write_atomic
+    from core.io import write_atomic
 
     out = ensure_writable_dir(args.out)
     sections = [("Backprop check", "backprop_check.md", ["backprop-check", "--summary", "--out", str(out)])]
@@ -78,6 +79,34 @@ def cmd_all(args) -> int:
     lines += [f"- [{title}]({path}): `tapelab {' '.join(command)}`" for title, path, command in sections]
     print(f"report: {write_atomic(out / 'REPORT.md', chr(10).join(lines) + chr(10))}")
     return status
+
+
+def cmd_classifier(args) -> int:
+    from train.classifier import CnnConfig, load_dataset, train_classifier
+
+    cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
+    ensure_writable_dir(args.out)
+    data = load_dataset(args.dataset, args.data_dir)
+    summary = train_classifier(args.dataset, data, cnn, train_config, args.out, progress=not args.quiet)
+    print(f"{args.out / summary['model']}: test accuracy {summary['test_accuracy']:.4f} "
+          f"after {summary['train_seconds']:.0f} s of training")
+    return 0
+
+
+def _apply_preset(parser: argparse.ArgumentParser, argv) -> None:
+    """Make the chosen data set's preset the defaults, so `--help` and parsing both show them."""
+    import dataclasses
+
+    from train.classifier import PRESETS
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        known, _ = parser.parse_known_args([arg for arg in argv if arg not in ("-h", "--help")])
+    except SystemExit:
+        return  # the full parse reports the error
+    if known.command == "classifier" and known.dataset in PRESETS:
+        cnn, train_config = PRESETS[known.dataset]
+        parser.subparsers["classifier"].set_defaults(**dataclasses.asdict(cnn), **dataclasses.asdict(train_config))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,17 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("results/gradient_flow"), help="folder with results.json")
     report.set_defaults(run=cmd_report)
 
+    classifier = commands.add_parser("classifier", help="train the CNN classifier of a data set, save it as .h5",
+                                     description="Train the data set's CNN with the tape loop and save "
+                                     "<dataset>_cnn.h5 and <dataset>_cnn.json. Defaults are the data set's preset.")
+    classifier.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
+    classifier.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
+    classifier.add_argument("--out", type=Path, default=Path("models"), help="folder for the .h5 and .json")
+    classifier.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_arguments(classifier, CnnConfig)
+    add_config_arguments(classifier, TrainConfig)
+    classifier.set_defaults(run=cmd_classifier)
+
     everything = commands.add_parser("all", help="the main job: every experiment, then REPORT.md",
                                      description="Run every experiment with its defaults and write REPORT.md.")
     everything.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     everything.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     everything.add_argument("--quiet", action="store_true", help="no progress bars")
     everything.set_defaults(run=cmd_all)
+    parser.subparsers = commands.choices
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _apply_preset(parser, argv)
+    args = parser.parse_args(argv)
     try:
         return args.run(args)
     except TapelabError as error:

@@ -4,9 +4,9 @@ import pytest
 
 import train.gradient_flow as gradient_flow
 from core.errors import ConfigError, TapelabError
+from train.config import TrainConfig
 from train.gradient_flow import GridConfig, load_results, run_grid
 from train.gradient_flow_report import observations, write_report
-from train.loop import TrainConfig
 
 TINY_GRID = GridConfig(depths=(1, 3), activations=("tanh", "lecun"), units=8)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=32, evals_per_epoch=2, steps_per_call=4)

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from core.errors import ConfigError
 from core.models import build_mlp
-from train.loop import NonFiniteLossError, TrainConfig, fit
+from train.config import TrainConfig
+from train.loop import NonFiniteLossError, fit
 
 FAST = dict(batch_size=16, learning_rate=0.1, steps_per_call=5)
 

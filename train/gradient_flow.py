@@ -22,7 +22,8 @@ from core.data import ImageData
 from core.errors import ConfigError
 from core.io import ensure_writable_dir, load_json, save_json
 from core.models import build_mlp
-from train.loop import TrainConfig, fit
+from train.config import TrainConfig
+from train.loop import fit
 
 
 @dataclass

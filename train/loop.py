@@ -19,43 +19,13 @@ from tqdm.auto import tqdm
 from core.errors import ConfigError, TapelabError
 from core.gradients import make_gradient_probe
 from core.models import dense_layers
-
-OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+from train.augment import augment
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.config import TrainConfig, make_optimizer
 
 
 class NonFiniteLossError(TapelabError):
     """The loss became NaN or infinite; training stops instead of writing garbage."""
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = field(default=3, metadata={"help": "passes over the training set"})
-    batch_size: int = field(default=32, metadata={"help": "global batch size (Keras' default is 32)"})
-    learning_rate: float = field(default=0.01, metadata={"help": "optimizer step size"})
-    optimizer: str = field(default="sgd", metadata={"help": f"one of {', '.join(OPTIMIZERS)}"})
-    loss: str = field(default="categorical_crossentropy", metadata={"help": "a Keras loss function name"})
-    seed: int = field(default=0, metadata={"help": "seed for shuffling and the gradient batch"})
-    evals_per_epoch: int = field(default=1, metadata={"help": "test-set evaluations per epoch (curve points)"})
-    capture_gradients: bool = field(default=False, metadata={"help": "record per-layer max |gradient|"})
-    gradient_batch_size: int = field(default=32, metadata={"help": "size of the fixed gradient mini-batch"})
-    steps_per_call: int = field(default=200, metadata={"help": "training steps per compiled call"})
-    jit_compile: bool = field(default=True, metadata={"help": "compile steps with XLA (single device only)"})
-
-    def __post_init__(self):
-        positive = ("epochs", "batch_size", "evals_per_epoch", "gradient_batch_size", "steps_per_call")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        try:
-            keras.losses.get(self.loss)
-        except ValueError:
-            raise ConfigError(
-                f"unknown loss {self.loss!r}; use a Keras loss name such as categorical_crossentropy"
-            ) from None
 
 
 @dataclass
@@ -91,24 +61,25 @@ class Trainer:
         if not self.strategy.extended.variable_created_in_scope(model.trainable_variables[0].value):
             raise ConfigError("build the model inside strategy.scope() of the strategy given to the loop")
         self.loss_fn = keras.losses.get(config.loss)
-        with self.strategy.scope():
-            self.optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
-            self.optimizer.build(model.trainable_variables)
+        self.optimizer = None  # built by the first fit, when the number of steps is known
         jit = config.jit_compile and self.strategy.num_replicas_in_sync == 1
         self._run_train_steps = tf.function(self._train_steps, jit_compile=jit, autograph=False)
         self._run_test_batch = tf.function(self._test_batch, jit_compile=jit, autograph=False)
 
-    def _train_step(self, x, y, global_size):
+    def _train_step(self, x, y, seed, global_size):
         x, y = _replica_share(x, y)
+        x = augment(x, seed, self.config.augment, self.config.max_shift)
+        smoothing = self.config.label_smoothing
+        target = y * (1.0 - smoothing) + smoothing / tf.cast(tf.shape(y)[-1], y.dtype)
         with tf.GradientTape() as tape:
             probabilities = self.model(x, training=True)
-            per_example = self.loss_fn(y, probabilities)
+            per_example = self.loss_fn(target, probabilities)
             loss = tf.reduce_sum(per_example) / global_size
         gradients = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         return tf.stack([tf.reduce_sum(per_example), _correct(y, probabilities)])
 
-    def _train_steps(self, x_all, y_all, batch_indices, num_steps):
+    def _train_steps(self, x_all, y_all, batch_indices, num_steps, call_seed):
         """Run one step for each of the first `num_steps` rows of `batch_indices` (the rest is
         padding that keeps one compiled shape); return summed loss and correct count."""
         global_size = tf.cast(tf.shape(batch_indices)[1], x_all.dtype)
@@ -116,7 +87,8 @@ class Trainer:
         def one_step(row, totals):
             x = tf.gather(x_all, batch_indices[row])
             y = tf.gather(y_all, batch_indices[row])
-            per_replica = self.strategy.run(self._train_step, args=(x, y, global_size))
+            seed = tf.stack([call_seed, row])
+            per_replica = self.strategy.run(self._train_step, args=(x, y, seed, global_size))
             return row + 1, totals + self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
         start = (tf.constant(0, num_steps.dtype), tf.zeros(2, x_all.dtype))
@@ -132,27 +104,37 @@ class Trainer:
         per_replica = self.strategy.run(replica_step, args=(x, y))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    def evaluate(self, x, y, batch_size: int = 2000) -> tuple[float, float]:
+    def evaluate(self, x, y, batch_size: int = 1000) -> tuple[float, float]:
         """Mean loss and accuracy over (x, y)."""
         totals = np.zeros(2)
         for start in range(0, len(x), batch_size):
             totals += self._run_test_batch(x[start : start + batch_size], y[start : start + batch_size]).numpy()
         return totals[0] / len(x), totals[1] / len(x)
 
-    def fit(self, x_train, y_train, x_test, y_test, name: str = "model", progress: bool = True) -> History:
+    def _build_optimizer(self, total_steps: int):
+        if self.optimizer is None:
+            with self.strategy.scope():
+                self.optimizer = make_optimizer(self.config, total_steps)
+                self.optimizer.build(self.model.trainable_variables)
+
+    def fit(self, x_train, y_train, x_test, y_test, name="model", progress=True, checkpoint_dir=None) -> History:
+        """Train for `config.epochs`; with `checkpoint_dir`, save after every epoch and resume
+        from a checkpoint of the same settings left there by an interrupted run."""
         config = self.config
         x_train, y_train = tf.constant(x_train), tf.constant(y_train)
+        num_examples = int(x_train.shape[0])
+        steps_per_epoch = math.ceil(num_examples / config.batch_size)
+        self._build_optimizer(config.epochs * steps_per_epoch)
         history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
         rng = np.random.default_rng(config.seed)
         probe_x, probe_y = _fixed_batch(x_train, y_train, config.gradient_batch_size, rng)
         probe = make_gradient_probe(self.model, _mean_loss(self.loss_fn)) if config.capture_gradients else None
-        if probe:
+        first_epoch = load_checkpoint(checkpoint_dir, self, history, rng) if checkpoint_dir else 0
+        if probe and first_epoch == 0:
             history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
-        num_examples = int(x_train.shape[0])
-        steps_per_epoch = math.ceil(num_examples / config.batch_size)
         segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
-        start_time = time.perf_counter()
-        for epoch in range(config.epochs):
+        start_time = time.perf_counter() - history.train_seconds
+        for epoch in range(first_epoch, config.epochs):
             batches = _epoch_batches(rng.permutation(num_examples), config.batch_size)
             bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{config.epochs}",
                        unit="step", leave=False, disable=not progress)
@@ -161,7 +143,10 @@ class Trainer:
                 totals, seen = np.zeros(2), 0
                 while step < segment_end:
                     chunk, num_steps = _next_chunk(batches, step, segment_end, config.steps_per_call)
-                    totals += self._run_train_steps(x_train, y_train, chunk, tf.constant(num_steps, tf.int32)).numpy()
+                    call_seed = tf.constant(epoch * steps_per_epoch + step + config.seed * 1_000_003, tf.int32)
+                    totals += self._run_train_steps(
+                        x_train, y_train, chunk, tf.constant(num_steps, tf.int32), call_seed
+                    ).numpy()
                     seen += sum(len(batch) for batch in batches[step : step + num_steps])
                     step += num_steps
                     if not np.isfinite(totals[0]):
@@ -183,8 +168,17 @@ class Trainer:
             bar.close()
             if probe:
                 history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
-        history.train_seconds = time.perf_counter() - start_time
+            history.train_seconds = time.perf_counter() - start_time
+            if progress:
+                tqdm.write(f"{name} epoch {epoch + 1}/{config.epochs}: " + _describe(history.final))
+            if checkpoint_dir:
+                save_checkpoint(checkpoint_dir, self, history, rng, epoch + 1)
         return history
+
+
+def _describe(record) -> str:
+    return (f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}, "
+            f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}")
 
 
 def _correct(y, probabilities):
@@ -202,7 +196,7 @@ def _fixed_batch(x, y, size, rng):
 
 
 def _epoch_batches(permutation, batch_size):
-    """Full batches as a (steps, batch) array, plus the last short batch if there is one."""
+    """Full batches as a list of index arrays, plus the last short batch if there is one."""
     full = len(permutation) // batch_size * batch_size
     batches = list(permutation[:full].reshape(-1, batch_size))
     if full < len(permutation):
@@ -224,6 +218,8 @@ def _next_chunk(batches, start, segment_end, steps_per_call):
     return chunk, int(end - start)
 
 
-def fit(model, x_train, y_train, x_test, y_test, config: TrainConfig, strategy=None, name="model", progress=True):
+def fit(model, x_train, y_train, x_test, y_test, config: TrainConfig, strategy=None, name="model", progress=True,
+        checkpoint_dir=None):
     """Train `model` with the tape loop; see `Trainer`."""
-    return Trainer(model, config, strategy).fit(x_train, y_train, x_test, y_test, name=name, progress=progress)
+    trainer = Trainer(model, config, strategy)
+    return trainer.fit(x_train, y_train, x_test, y_test, name=name, progress=progress, checkpoint_dir=checkpoint_dir)

@@ -1,0 +1,54 @@
+"""Per-epoch checkpoints of the tape loop: weights, optimizer state, history and RNG state.
+
+A run restarted with the same settings continues from the last finished epoch and ends
+with the same weights as an uninterrupted run.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from core.io import load_json, save_json
+
+STATE = "state.json"
+WEIGHTS = "model.weights.h5"
+OPTIMIZER = "optimizer.npz"
+
+
+def save_checkpoint(directory, trainer, history, rng, epochs_done: int) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # Keras picks the format from the suffix, so the temporary file keeps it.
+    temporary = directory / f".partial.{WEIGHTS}"
+    trainer.model.save_weights(temporary)
+    os.replace(temporary, directory / WEIGHTS)
+    with open(directory / f".partial.{OPTIMIZER}", "wb") as handle:
+        np.savez(handle, *[variable.numpy() for variable in trainer.optimizer.variables])
+    os.replace(directory / f".partial.{OPTIMIZER}", directory / OPTIMIZER)
+    save_json(directory / STATE, {
+        "config": dataclasses.asdict(trainer.config),
+        "epochs_done": epochs_done,
+        "history": dataclasses.asdict(history),
+        "rng": rng.bit_generator.state,
+    })
+
+
+def load_checkpoint(directory, trainer, history, rng) -> int:
+    """Restore a checkpoint of the same settings into `trainer`, `history` and `rng`;
+    return the number of finished epochs (0 when there is nothing to resume)."""
+    directory = Path(directory)
+    if not (directory / STATE).exists():
+        return 0
+    state = load_json(directory / STATE)
+    if state["config"] != dataclasses.asdict(trainer.config):
+        return 0
+    trainer.model.load_weights(directory / WEIGHTS)
+    with np.load(directory / OPTIMIZER) as saved:
+        for variable, key in zip(trainer.optimizer.variables, sorted(saved.files, key=lambda k: int(k.split("_")[1]))):
+            variable.assign(saved[key])
+    for key, value in state["history"].items():
+        setattr(history, key, value)
+    rng.bit_generator.state = state["rng"]
+    return state["epochs_done"]
