@@ -1,9 +1,11 @@
 """Model builders. Keras defines the layers; training happens in train/loop.py."""
 
+from pathlib import Path
+
 import keras
 
-from core.activations import get_activation
-from core.errors import ConfigError
+from core.activations import get_activation  # importing it registers lecun_tanh for loading
+from core.errors import ConfigError, TapelabError
 
 
 def build_mlp(
@@ -103,3 +105,21 @@ def build_cnn(
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seeds)),
     )(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def load_model_file(path, input_shape: tuple | None = None, num_classes: int | None = None) -> keras.Model:
+    """Load a `.h5` model and check it takes `input_shape` and gives `num_classes` outputs."""
+    path = Path(path)
+    if not path.is_file():
+        raise TapelabError(f"model file {path} not found; train one first or pass --model")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # h5py and Keras raise many types for a damaged file
+        raise TapelabError(f"cannot load model {path} ({type(error).__name__}); the file is damaged or not a "
+                           "Keras .h5 model: train or download it again") from None
+    found_shape = tuple(model.input_shape[1:])
+    if input_shape is not None and found_shape != tuple(input_shape):
+        raise TapelabError(f"model {path} takes inputs of shape {found_shape}, but this needs {tuple(input_shape)}")
+    if num_classes is not None and model.output_shape[-1] != num_classes:
+        raise TapelabError(f"model {path} has {model.output_shape[-1]} outputs, but this needs {num_classes}")
+    return model

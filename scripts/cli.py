@@ -12,6 +12,8 @@ from pathlib import Path
 # TensorFlow's C++ start-up chatter hides our own output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from attacks.experiment import AttackConfig
+from attacks.generator import GeneratorConfig
 from core.config import add_config_arguments, config_from_args
 from core.errors import TapelabError
 from core.io import ensure_writable_dir
@@ -93,20 +95,42 @@ def cmd_classifier(args) -> int:
     return 0
 
 
+def cmd_attack(args) -> int:
+    from attacks.experiment import run_attack_experiment, write_attack_report
+    from core.models import load_model_file
+    from train.classifier import load_dataset
+
+    attack, generator = config_from_args(AttackConfig, args), config_from_args(GeneratorConfig, args)
+    out = ensure_writable_dir(args.out or Path("results") / f"attack_{args.dataset}")
+    data = load_dataset(args.dataset, args.data_dir)
+    model_path = args.model or Path("runs/models") / f"{args.dataset}_cnn.h5"
+    classifier = load_model_file(model_path, data.x_test.shape[1:], data.num_classes)
+    run_attack_experiment(classifier, data, args.dataset, attack, generator, out)
+    print(f"report: {write_attack_report(out)}")
+    return 0
+
+
+def _presets():
+    from attacks.experiment import PRESETS as ATTACK_PRESETS
+    from train.classifier import PRESETS as CLASSIFIER_PRESETS
+
+    return {"classifier": CLASSIFIER_PRESETS, "attack": {k: (v,) for k, v in ATTACK_PRESETS.items()}}
+
+
 def _apply_preset(parser: argparse.ArgumentParser, argv) -> None:
     """Make the chosen data set's preset the defaults, so `--help` and parsing both show them."""
     import dataclasses
-
-    from train.classifier import PRESETS
 
     argv = sys.argv[1:] if argv is None else argv
     try:
         known, _ = parser.parse_known_args([arg for arg in argv if arg not in ("-h", "--help")])
     except SystemExit:
         return  # the full parse reports the error
-    if known.command == "classifier" and known.dataset in PRESETS:
-        cnn, train_config = PRESETS[known.dataset]
-        parser.subparsers["classifier"].set_defaults(**dataclasses.asdict(cnn), **dataclasses.asdict(train_config))
+    presets = _presets().get(known.command, {})
+    if getattr(known, "dataset", None) in presets:
+        configs = presets[known.dataset]
+        defaults = {key: value for config in configs for key, value in dataclasses.asdict(config).items()}
+        parser.subparsers[known.command].set_defaults(**defaults)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(classifier, CnnConfig)
     add_config_arguments(classifier, TrainConfig)
     classifier.set_defaults(run=cmd_classifier)
+
+    attack = commands.add_parser("attack", help="generator-built adversarial examples against baselines",
+                                 description="Build adversarial examples for every target class with the simple "
+                                 "generator f(w)=x, compare with targeted FGSM and PGD on the same pairs, and write "
+                                 "grids, tables and a report. Defaults are the data set's preset.")
+    attack.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
+    attack.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
+    attack.add_argument("--model", type=Path, help="classifier .h5 (default: runs/models/<dataset>_cnn.h5)")
+    attack.add_argument("--out", type=Path, help="results folder (default: results/attack_<dataset>)")
+    add_config_arguments(attack, AttackConfig)
+    add_config_arguments(attack, GeneratorConfig)
+    attack.set_defaults(run=cmd_attack)
 
     everything = commands.add_parser("all", help="the main job: every experiment, then REPORT.md",
                                      description="Run every experiment with its defaults and write REPORT.md.")

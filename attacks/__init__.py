@@ -1,0 +1,1 @@
+"""Adversarial examples: the simple generator, standard baseline attacks, robust training."""

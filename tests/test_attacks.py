@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from attacks.baselines import clip_eta, fast_gradient_method, projected_gradient_descent
+from attacks.experiment import AttackConfig, method_summary, run_attack_experiment, write_attack_report
+from attacks.generator import GeneratorConfig, build_generator, generator_attack
+from core.errors import ConfigError, TapelabError
+from core.models import build_cnn, build_mlp, load_model_file
+from train.config import TrainConfig
+from train.loop import fit
+
+FAST_GENERATOR = GeneratorConfig(confidence=0.8, max_rounds=200, mse_learning_rate=0.001, class_learning_rate=0.05)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    """A small MLP trained on the synthetic digits (band position = class)."""
+    from tests.conftest import make_digits
+
+    x_train, y_train, x_test, y_test = make_digits(512, 64, seed=3)
+    x = x_train[..., None].astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[y_train]
+    model = build_mlp(1, "relu", units=64, seed=1)
+    fit(model, x, y, x[:64], y[:64], TrainConfig(epochs=15, batch_size=32, optimizer="adam", learning_rate=0.003),
+        progress=False)
+    return model
+
+
+@pytest.fixture
+def images(tiny_digits):
+    return tiny_digits.x_test[:6]
+
+
+@pytest.mark.parametrize("norm", [np.inf, 2])
+def test_eps_zero_returns_the_input(classifier, images, norm):
+    np.testing.assert_array_equal(fast_gradient_method(classifier, images, 0.0, norm), images)
+    np.testing.assert_allclose(projected_gradient_descent(classifier, images, 0.0, 0.01, 5, norm), images, atol=1e-7)
+
+
+@pytest.mark.parametrize("norm, eps", [(np.inf, 0.1), (2, 1.5)])
+def test_pgd_stays_in_pixel_range_and_norm_ball(classifier, images, norm, eps):
+    adversarial = projected_gradient_descent(classifier, images, eps, eps / 4, 10, norm, seed=0).numpy()
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+    difference = (adversarial - images).reshape(len(images), -1)
+    size = np.abs(difference).max(axis=1) if norm == np.inf else np.linalg.norm(difference, axis=1)
+    assert np.all(size <= eps + 1e-5)
+    assert np.all(size > 0.5 * eps)  # it did move
+
+
+def test_clip_eta_projects_onto_the_l2_ball():
+    eta = tf.constant(np.full((2, 4, 4, 1), 0.5, np.float32))
+    assert np.allclose(np.linalg.norm(clip_eta(eta, 2, 1.0).numpy().reshape(2, -1), axis=1), 1.0)
+
+
+def test_targeted_pgd_reaches_the_target(classifier, images):
+    targets = (np.argmax(classifier(images).numpy(), axis=1) + 3) % 10
+    y = tf.one_hot(targets, 10)
+    adversarial = projected_gradient_descent(classifier, images, 0.5, 0.05, 40, np.inf, y=y, targeted=True)
+    assert np.mean(np.argmax(classifier(adversarial).numpy(), axis=1) == targets) >= 0.8
+
+
+def test_generator_reproduces_an_image_under_mse_alone(images):
+    generator = build_generator(np.full_like(images[:2], 0.5))
+    weights = generator.trainable_variables
+    optimizer = tf.keras.optimizers.Adam(0.05)
+    ones = tf.ones((2, 1))
+    for _ in range(300):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(generator(ones) - images[:2]))
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+    np.testing.assert_allclose(generator(ones).numpy(), images[:2], atol=0.02)
+
+
+def test_generator_attack_succeeds_and_leaves_the_classifier_untouched(classifier, images):
+    before = [w.numpy().copy() for w in classifier.weights]
+    targets = (np.argmax(classifier(images).numpy(), axis=1) + 5) % 10
+    result = generator_attack(classifier, images, targets, FAST_GENERATOR)
+    assert result.success.mean() >= 0.8
+    assert result.images.min() >= 0 and result.images.max() <= 1
+    assert np.all(result.rounds[result.success] >= 1)
+    for a, b in zip(before, classifier.weights):
+        assert np.array_equal(a, b.numpy())  # bit-identical
+    assert classifier.trainable
+
+
+def test_batched_pairs_equal_pairs_alone(classifier, images):
+    targets = np.array([1, 7, 4])
+    batched = generator_attack(classifier, images[:3], targets, FAST_GENERATOR)
+    for index in range(3):
+        alone = generator_attack(classifier, images[index:index + 1], targets[index:index + 1], FAST_GENERATOR)
+        assert alone.rounds[0] == batched.rounds[index]
+        np.testing.assert_allclose(alone.images[0], batched.images[index], atol=1e-5)
+
+
+def test_target_out_of_range_is_rejected(classifier, images):
+    with pytest.raises(ConfigError, match="target classes must lie in 0..9"):
+        generator_attack(classifier, images[:1], [10], FAST_GENERATOR)
+
+
+def test_experiment_writes_grids_and_tables(classifier, tiny_digits, tmp_path):
+    config = AttackConfig(source_classes=(2, 5), source_confidence=0.5, pgd_steps=5, l2_eps_ladder=(1.0, 3.0))
+    results = run_attack_experiment(classifier, tiny_digits, "synthetic", config, FAST_GENERATOR, tmp_path)
+    write_attack_report(tmp_path)
+    for name in ("results.json", "images.npz", "pairs.csv", "methods.csv", "report.md",
+                 "grid_adversarial.png", "grid_perturbation.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert len(results["pairs"]) == 4 * 2 * 10  # methods x sources x targets
+    summary = {row["method"]: row for row in method_summary(results)}
+    assert set(summary) == {"generator", "fgsm", "pgd_linf", "pgd_l2_ladder"}
+    assert summary["generator"]["pairs"] == 18 and summary["pgd_linf"]["mean_linf"] <= 0.3 + 1e-6
+
+
+def test_model_file_errors(tmp_path):
+    with pytest.raises(TapelabError, match="not found; train one first"):
+        load_model_file(tmp_path / "missing.h5")
+    (tmp_path / "broken.h5").write_bytes(b"not an h5 file")
+    with pytest.raises(TapelabError, match="damaged or not a Keras .h5 model"):
+        load_model_file(tmp_path / "broken.h5")
+    build_cnn((8, 8, 1), 10, widths=(4,), dense_units=0).save(tmp_path / "small.h5")
+    with pytest.raises(TapelabError, match=r"takes inputs of shape \(8, 8, 1\), but this needs \(28, 28, 1\)"):
+        load_model_file(tmp_path / "small.h5", (28, 28, 1), 10)
