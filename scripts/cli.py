@@ -68,28 +68,41 @@ def cmd_all(args) -> int:
     from core.io import write_atomic
 
     out = ensure_writable_dir(args.out)
-    sections = [("Backprop check", "backprop_check.md", ["backprop-check", "--summary", "--out", str(out)])]
-    gradient_args = ["gradients", "--out", str(out / "gradient_flow")] + (["--quiet"] if args.quiet else [])
-    if args.data_dir:
-        gradient_args += ["--data-dir", str(args.data_dir)]
-    sections.append(("Gradient flow on MNIST", "gradient_flow/report.md", gradient_args))
+    data_args = ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    quiet = ["--quiet"] if args.quiet else []
+    sections = [
+        ("Backprop check", "backprop_check.md", ["backprop-check", "--summary", "--out", str(out)]),
+        ("Gradient flow on MNIST", "gradient_flow/report.md",
+         ["gradients", "--out", str(out / "gradient_flow"), *quiet, *data_args]),
+    ]
+    for dataset in ("mnist", "cifar10"):
+        model = args.models / f"{dataset}_cnn.h5"
+        if args.retrain or not model.exists():
+            sections.append((f"CNN classifier, {dataset}", f"classifiers/{dataset}_cnn.md",
+                             ["classifier", "--dataset", dataset, "--out", str(args.models),
+                              "--results", str(out / "classifiers"), *quiet, *data_args]))
+        sections.append((f"Adversarial examples, {dataset}", f"attack_{dataset}/report.md",
+                         ["attack", "--dataset", dataset, "--model", str(model),
+                          "--out", str(out / f"attack_{dataset}"), *data_args]))
     status = 0
     for _, _, command in sections:
         print(f"== tapelab {' '.join(command)}", flush=True)
         status = max(status, main(command))
     lines = ["# tapelab results", "", f"Produced by `tapelab {' '.join(sys.argv[1:]) or 'all'}`.", ""]
     lines += [f"- [{title}]({path}): `tapelab {' '.join(command)}`" for title, path, command in sections]
+    lines += ["", "Classifiers used by the attacks: [classifiers/](classifiers/) (each `.md` names its command)."]
     print(f"report: {write_atomic(out / 'REPORT.md', chr(10).join(lines) + chr(10))}")
     return status
 
 
 def cmd_classifier(args) -> int:
-    from train.classifier import CnnConfig, load_dataset, train_classifier
+    from train.classifier import CnnConfig, load_dataset, train_classifier, write_classifier_summary
 
     cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
     ensure_writable_dir(args.out)
     data = load_dataset(args.dataset, args.data_dir)
     summary = train_classifier(args.dataset, data, cnn, train_config, args.out, progress=not args.quiet)
+    write_classifier_summary(summary, ensure_writable_dir(args.results))
     print(f"{args.out / summary['model']}: test accuracy {summary['test_accuracy']:.4f} "
           f"after {summary['train_seconds']:.0f} s of training")
     return 0
@@ -166,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
     classifier.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     classifier.add_argument("--out", type=Path, default=Path("models"), help="folder for the .h5 and .json")
+    classifier.add_argument("--results", type=Path, default=Path("results/classifiers"),
+                            help="folder for the summary (.json and .md) with the measured scores")
     classifier.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_arguments(classifier, CnnConfig)
     add_config_arguments(classifier, TrainConfig)
@@ -187,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run every experiment with its defaults and write REPORT.md.")
     everything.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     everything.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    everything.add_argument("--models", type=Path, default=Path("runs/models"),
+                            help="where trained classifiers are kept and reused (default: runs/models)")
+    everything.add_argument("--retrain", action="store_true", help="train the classifiers even if they exist")
     everything.add_argument("--quiet", action="store_true", help="no progress bars")
     everything.set_defaults(run=cmd_all)
     parser.subparsers = commands.choices

@@ -18,7 +18,7 @@ def classifier():
     """A small MLP trained on the synthetic digits (band position = class)."""
     from tests.conftest import make_digits
 
-    x_train, y_train, x_test, y_test = make_digits(512, 64, seed=3)
+    x_train, y_train, _, _ = make_digits(512, 64, seed=3)
     x = x_train[..., None].astype(np.float32) / 255
     y = np.eye(10, dtype=np.float32)[y_train]
     model = build_mlp(1, "relu", units=64, seed=1)

@@ -5,7 +5,7 @@ import pytest
 
 from scripts.cli import build_parser, main
 
-SUBCOMMANDS = ["backprop-check", "gradients", "report", "all"]
+SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "all"]
 
 
 def test_every_subcommand_has_help(capsys):
@@ -56,3 +56,32 @@ def test_mistyped_option_is_rejected(capsys):
         main(["gradients", "--depths", "five"])
     assert exit_info.value.code == 2
     assert "invalid" in capsys.readouterr().err
+
+
+def test_classifier_then_attack_end_to_end(mnist_npz, tmp_path, capsys):
+    data = ["--data-dir", str(mnist_npz.parent)]
+    assert main(["classifier", "--dataset", "mnist", *data, "--out", str(tmp_path / "models"),
+                 "--results", str(tmp_path / "results"), "--epochs", "1", "--quiet"]) == 0
+    assert (tmp_path / "models" / "mnist_cnn.h5").exists()
+    summary = (tmp_path / "results" / "mnist_cnn.md").read_text()
+    assert "Produced by `tapelab" in summary and "Test accuracy" in summary
+    status = main(["attack", "--dataset", "mnist", *data, "--model", str(tmp_path / "models" / "mnist_cnn.h5"),
+                   "--out", str(tmp_path / "attack"), "--source-classes", "1", "--source-confidence", "0",
+                   "--max-rounds", "3", "--pgd-steps", "2", "--l2-eps-ladder", "1"])
+    assert status == 0
+    assert (tmp_path / "attack" / "grid_adversarial.png").exists()
+    assert "| generator | 9 |" in (tmp_path / "attack" / "report.md").read_text()
+
+
+def test_attack_with_a_missing_model_is_one_line(mnist_npz, tmp_path, capsys):
+    status = main(["attack", "--dataset", "mnist", "--data-dir", str(mnist_npz.parent),
+                   "--model", str(tmp_path / "none.h5"), "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tapelab: error: model file {tmp_path / 'none.h5'} not found; train one first or pass --model")
+
+
+def test_unknown_dataset_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["attack", "--dataset", "svhn"])
+    assert exit_info.value.code == 2 and "invalid choice: 'svhn'" in capsys.readouterr().err

@@ -55,3 +55,64 @@ def test_wrong_image_shape(tmp_path):
 def test_one_hot_rejects_labels_out_of_range():
     with pytest.raises(DataError, match="labels must lie in 0..9"):
         one_hot([0, 10], 10)
+
+
+def _cifar_arrays(count, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, count)
+
+
+def test_cifar10_from_official_pickled_batches(tmp_path):
+    import pickle
+
+    from core.data import load_cifar10
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    written = {}
+    for name, seed in [(f"data_batch_{i}", i) for i in range(1, 6)] + [("test_batch", 9)]:
+        images, labels = _cifar_arrays(4, seed)
+        written[name] = (images, labels)
+        flat = images.transpose(0, 3, 1, 2).reshape(4, -1)  # the official channel-first rows
+        with open(folder / name, "wb") as handle:
+            pickle.dump({b"data": flat, b"labels": labels.tolist()}, handle)
+    data = load_cifar10(tmp_path)
+    assert data.x_train.shape == (20, 32, 32, 3) and data.x_test.shape == (4, 32, 32, 3)
+    np.testing.assert_allclose(data.x_train[:4], written["data_batch_1"][0] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(data.y_test.argmax(axis=1), written["test_batch"][1])
+    assert data.class_names[3] == "cat"
+
+
+def test_cifar10_from_class_folders(tmp_path):
+    import cv2
+
+    from core.data import CIFAR10_CLASSES, load_cifar10
+
+    images, labels = _cifar_arrays(20, 0)
+    for split in ("train", "test"):
+        for name in CIFAR10_CLASSES:
+            (tmp_path / "cifar10" / split / name).mkdir(parents=True)
+        for index, (image, label) in enumerate(zip(images, labels)):
+            path = tmp_path / "cifar10" / split / CIFAR10_CLASSES[label] / f"{index:03d}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))  # PNG: lossless, so pixels compare
+    data = load_cifar10(tmp_path)
+    assert data.x_train.shape == (20, 32, 32, 3)
+    order = np.lexsort((np.arange(20), labels))  # files are read class by class, by name
+    np.testing.assert_allclose(data.x_train, images[order] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(data.y_train.argmax(axis=1), labels[order])
+
+
+def test_cifar10_missing_and_unreadable(tmp_path):
+    from core.data import load_cifar10
+
+    with pytest.raises(DataError, match="expected cifar-10-batches-py/"):
+        load_cifar10(tmp_path)
+    for split in ("train", "test"):
+        (tmp_path / split / "airplane").mkdir(parents=True)
+    (tmp_path / "train" / "airplane" / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="automobile is missing; expected one folder per class"):
+        load_cifar10(tmp_path)
+    for name in ("automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"):
+        (tmp_path / "train" / name).mkdir()
+    with pytest.raises(DataError, match="cannot read image .*bad.jpg"):
+        load_cifar10(tmp_path)

@@ -7,6 +7,7 @@ on the command line. Checkpoints are kept per epoch, so an interrupted run resum
 """
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from core.data import ImageData, load_cifar10, load_mnist
 from core.errors import ConfigError
-from core.io import ensure_writable_dir, save_json
+from core.io import ensure_writable_dir, save_json, write_atomic
 from core.models import build_cnn
 from train.config import TrainConfig
 from train.loop import Trainer
@@ -89,3 +90,17 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
     }
     save_json(Path(out_dir) / f"{dataset}_cnn.json", summary)
     return summary
+
+
+def write_classifier_summary(summary: dict, results_dir) -> None:
+    """The summary as JSON and as a short Markdown page with the learning curve table."""
+    name = f"{summary['dataset']}_cnn"
+    save_json(Path(results_dir) / f"{name}.json", summary)
+    lines = [f"# CNN classifier, {summary['dataset']}", "", f"Produced by `{summary['command']}`.", "",
+             f"Test accuracy **{summary['test_accuracy']:.4f}** (loss {summary['test_loss']:.4f}) after "
+             f"{summary['train_seconds']:.0f} s of training on {os.cpu_count()} CPU cores; "
+             f"{summary['parameters']:,} parameters.", "",
+             "| epoch | train loss | train accuracy | test loss | test accuracy |", "|---|---|---|---|---|"]
+    lines += [f"| {r['epoch']:.2f} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | {r['test_loss']:.4f} | "
+              f"{r['test_accuracy']:.4f} |" for r in summary["records"]]
+    write_atomic(Path(results_dir) / f"{name}.md", "\n".join(lines) + "\n")
