@@ -1,0 +1,81 @@
+"""Augmentation, schedules and checkpoints of the tape loop."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import train.loop as loop
+from core.models import build_mlp
+from train.augment import augment, random_flip, random_shift
+from train.config import TrainConfig, make_optimizer
+
+
+def _image_batch():
+    images = np.zeros((4, 8, 8, 1), np.float32)
+    images[:, 3:5, 3:5] = 1.0  # a centred square, so shifts of up to 2 keep it whole
+    return tf.constant(images)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_shift_moves_content_without_losing_it(compiled):
+    shift = tf.function(random_shift, jit_compile=True) if compiled else random_shift
+    images = _image_batch()
+    shifted = shift(images, tf.constant([1, 2]), 2).numpy()
+    assert shifted.shape == images.shape
+    np.testing.assert_allclose(shifted.sum(axis=(1, 2, 3)), 4.0)
+    assert np.array_equal(shift(images, tf.constant([1, 2]), 0).numpy(), images.numpy())
+    many = shift(tf.repeat(images, 16, axis=0), tf.constant([3, 4]), 2).numpy()
+    assert len({m.tobytes() for m in many}) > 4  # images get different shifts
+
+
+def test_flip_mirrors_left_right():
+    images = tf.constant(np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4, 1))
+    flipped = random_flip(tf.repeat(images, 8, axis=0), tf.constant([0, 1])).numpy()
+    for image in flipped.reshape(8, 2, 3, 4, 1).transpose(1, 0, 2, 3, 4).reshape(16, 3, 4, 1):
+        assert any(np.array_equal(image, candidate) for candidate in (images[0], images[1],
+                                                                      images[0, :, ::-1], images[1, :, ::-1]))
+    assert not np.array_equal(flipped, tf.repeat(images, 8, axis=0).numpy())
+
+
+def test_augment_none_is_identity_and_seeded_repeats():
+    images = _image_batch()
+    assert augment(images, tf.constant([0, 0]), "none") is images
+    first = augment(images, tf.constant([5, 6]), "flip_shift", 2).numpy()
+    assert np.array_equal(first, augment(images, tf.constant([5, 6]), "flip_shift", 2).numpy())
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    config = TrainConfig(learning_rate=0.2, schedule="cosine", warmup_fraction=0.1, optimizer="sgd", momentum=0.9)
+    schedule = make_optimizer(config, total_steps=100)._learning_rate  # Keras keeps the schedule object here
+    rates = [float(schedule(step)) for step in (0, 10, 55, 100)]
+    assert rates[0] == pytest.approx(0.0) and rates[1] == pytest.approx(0.2)
+    assert rates[2] == pytest.approx(0.1, rel=0.05) and rates[3] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tiny_digits, tmp_path, monkeypatch):
+    d = tiny_digits
+    config = TrainConfig(epochs=3, batch_size=32, optimizer="sgd", momentum=0.9, learning_rate=0.05,
+                         schedule="cosine", augment="shift", max_shift=2, steps_per_call=3)
+    uninterrupted = build_mlp(2, "tanh", seed=1)
+    expected = loop.fit(uninterrupted, d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False)
+
+    real_save = loop.save_checkpoint
+
+    def save_then_stop(directory, trainer, history, rng, epochs_done):
+        real_save(directory, trainer, history, rng, epochs_done)
+        if epochs_done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.fit(build_mlp(2, "tanh", seed=1), d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False,
+                 checkpoint_dir=tmp_path)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    resumed_model = build_mlp(2, "tanh", seed=7)  # different start: the checkpoint must overwrite it
+    resumed = loop.fit(resumed_model, d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False,
+                       checkpoint_dir=tmp_path)
+    assert len(resumed.records) == 3
+    for a, b in zip(uninterrupted.get_weights(), resumed_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([r["test_loss"] for r in expected.records],
+                               [r["test_loss"] for r in resumed.records], rtol=1e-5)
