@@ -38,10 +38,14 @@ class AttackConfig:
     seed: int = field(default=0, metadata={"help": "seed for choosing source images"})
 
 
+# CIFAR-10 needs far smaller perturbations than MNIST, so its steps are smaller too.
 PRESETS = {
-    "mnist": AttackConfig(),
-    "cifar10": AttackConfig(source_classes=(3,), linf_eps=8 / 255, pgd_steps=20,
-                            l2_eps_ladder=(0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)),
+    "mnist": (AttackConfig(), GeneratorConfig()),
+    "cifar10": (
+        AttackConfig(source_classes=(3,), linf_eps=8 / 255, pgd_steps=20,
+                     l2_eps_ladder=(0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)),
+        GeneratorConfig(mse_learning_rate=0.0001, class_learning_rate=0.002),
+    ),
 }
 
 

@@ -123,8 +123,8 @@ def _read_cifar10_local(data_dir: Path):
         if (root / "data_batch_1").is_file():
             return _read_cifar10_pickles(root)
         if (root / "train").is_dir() and (root / "test").is_dir():
-            x_train, y_train = read_image_folders(root / "train", CIFAR10_CLASSES, grayscale=False)
-            x_test, y_test = read_image_folders(root / "test", CIFAR10_CLASSES, grayscale=False)
+            x_train, y_train, _ = read_image_folders(root / "train", CIFAR10_CLASSES, grayscale=False)
+            x_test, y_test, _ = read_image_folders(root / "test", CIFAR10_CLASSES, grayscale=False)
             return x_train, y_train, x_test, y_test
     raise DataError(
         f"no CIFAR-10 under {data_dir}: expected cifar-10-batches-py/ (official download) or "
@@ -150,10 +150,12 @@ def _read_cifar10_pickles(root: Path):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), x_test, y_test
 
 
-def read_image_folders(root: Path, class_folders, grayscale: bool):
+def read_image_folders(root: Path, class_folders, grayscale: bool, transform=None, skip_unreadable=False):
     """Images from `root/FOLDER/*` for each folder in `class_folders` (label = its position).
 
-    Decoding runs on threads (OpenCV releases the GIL). An unreadable image is an error naming it.
+    `transform` is applied to each decoded image (uint8, RGB or grey). An unreadable image is an
+    error naming it, or, with `skip_unreadable`, skipped and counted. Decoding runs on threads
+    (OpenCV releases the GIL). Returns (images, labels, number skipped).
     """
     import cv2
 
@@ -169,12 +171,19 @@ def read_image_folders(root: Path, class_folders, grayscale: bool):
     def read(path):
         image = cv2.imread(str(path), flag)
         if image is None:
-            raise DataError(f"cannot read image {path}; delete or replace it")
-        return image if grayscale else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            if skip_unreadable:
+                return None
+            raise DataError(f"cannot read image {path}; delete or replace it, or skip bad files")
+        image = image if grayscale else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return transform(image) if transform else image
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         images = list(pool.map(read, paths))
+    kept = [index for index, image in enumerate(images) if image is not None]
+    images = [images[index] for index in kept]
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise DataError(f"images under {root} differ in size ({sorted(shapes)[:3]}); resize them to one size")
-    return np.stack(images), np.asarray(labels)
+    if not images:
+        raise DataError(f"no readable images under {root}")
+    return np.stack(images), np.asarray(labels)[kept], len(paths) - len(kept)

@@ -33,7 +33,7 @@ def main(argv=None):
     out = ensure_writable_dir(args.out)
     data = load_mnist(args.data_dir)
     classifier = load_model_file(args.model, (28, 28, 1), 10)
-    attack_config, generator_config = PRESETS["mnist"], GeneratorConfig()
+    attack_config, generator_config = PRESETS["mnist"]
     indices = choose_sources(classifier, data, attack_config)
     sources = np.repeat(data.x_test[indices], 10, axis=0)
     targets = np.tile(np.arange(10), len(indices))

@@ -127,7 +127,7 @@ def _presets():
     from attacks.experiment import PRESETS as ATTACK_PRESETS
     from train.classifier import PRESETS as CLASSIFIER_PRESETS
 
-    return {"classifier": CLASSIFIER_PRESETS, "attack": {k: (v,) for k, v in ATTACK_PRESETS.items()}}
+    return {"classifier": CLASSIFIER_PRESETS, "attack": ATTACK_PRESETS}
 
 
 def _apply_preset(parser: argparse.ArgumentParser, argv) -> None:

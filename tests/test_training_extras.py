@@ -61,8 +61,8 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_digits, tmp_path,
 
     real_save = loop.save_checkpoint
 
-    def save_then_stop(directory, trainer, history, rng, epochs_done):
-        real_save(directory, trainer, history, rng, epochs_done)
+    def save_then_stop(directory, trainer, history, rng, epochs_done, save_best=False):
+        real_save(directory, trainer, history, rng, epochs_done, save_best)
         if epochs_done == 2:
             raise KeyboardInterrupt
 
@@ -79,3 +79,14 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_digits, tmp_path,
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([r["test_loss"] for r in expected.records],
                                [r["test_loss"] for r in resumed.records], rtol=1e-5)
+
+
+def test_keep_best_ends_with_the_best_epoch(tiny_digits):
+    d = tiny_digits
+    config = TrainConfig(epochs=4, batch_size=32, optimizer="sgd", learning_rate=0.5, keep_best=True)
+    model = build_mlp(2, "sigmoid", seed=3)
+    history = loop.fit(model, d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False)
+    accuracies = [record["test_accuracy"] for record in history.records]
+    assert history.best_epoch == int(np.argmax(accuracies)) + 1
+    final_accuracy = loop.Trainer(model, config).evaluate(d.x_test, d.y_test)[1]
+    assert final_accuracy == pytest.approx(max(accuracies))

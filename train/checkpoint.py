@@ -14,16 +14,24 @@ from core.io import load_json, save_json
 
 STATE = "state.json"
 WEIGHTS = "model.weights.h5"
+BEST_WEIGHTS = "best.weights.h5"
 OPTIMIZER = "optimizer.npz"
 
 
-def save_checkpoint(directory, trainer, history, rng, epochs_done: int) -> None:
+def _save_weights(model, path: Path) -> None:
+    # Keras picks the format from the suffix, so the temporary file keeps it.
+    temporary = path.with_name(f".partial.{path.name}")
+    model.save_weights(temporary)
+    os.replace(temporary, path)
+
+
+def save_checkpoint(directory, trainer, history, rng, epochs_done: int, save_best: bool = False) -> None:
+    """Save after an epoch; with `save_best`, these weights are also the best so far."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    # Keras picks the format from the suffix, so the temporary file keeps it.
-    temporary = directory / f".partial.{WEIGHTS}"
-    trainer.model.save_weights(temporary)
-    os.replace(temporary, directory / WEIGHTS)
+    _save_weights(trainer.model, directory / WEIGHTS)
+    if save_best:
+        _save_weights(trainer.model, directory / BEST_WEIGHTS)
     with open(directory / f".partial.{OPTIMIZER}", "wb") as handle:
         np.savez(handle, *[variable.numpy() for variable in trainer.optimizer.variables])
     os.replace(directory / f".partial.{OPTIMIZER}", directory / OPTIMIZER)
@@ -42,7 +50,9 @@ def load_checkpoint(directory, trainer, history, rng) -> int:
     if not (directory / STATE).exists():
         return 0
     state = load_json(directory / STATE)
-    if state["config"] != dataclasses.asdict(trainer.config):
+    # Settings added since the checkpoint was written count as their defaults.
+    saved_config = {**dataclasses.asdict(type(trainer.config)()), **state["config"]}
+    if saved_config != dataclasses.asdict(trainer.config):
         return 0
     trainer.model.load_weights(directory / WEIGHTS)
     with np.load(directory / OPTIMIZER) as saved:

@@ -23,8 +23,12 @@ class TrainConfig:
     warmup_fraction: float = field(default=0.1, metadata={"help": "share of steps warming up (cosine)"})
     loss: str = field(default="categorical_crossentropy", metadata={"help": "a Keras loss function name"})
     label_smoothing: float = field(default=0.0, metadata={"help": "mix targets with the uniform distribution"})
+    class_balance: float = field(default=0.0, metadata={
+        "help": "weight each class's loss by (N / (classes * n_class)) ** this; 0 off, 0.5 gentle, 1 fully balanced"})
     augment: str = field(default="none", metadata={"help": f"one of {', '.join(AUGMENTATIONS)}"})
     max_shift: int = field(default=4, metadata={"help": "largest random shift in pixels (augment)"})
+    keep_best: bool = field(default=False, metadata={
+        "help": "end with the weights of the epoch of best test accuracy (the test split selects the model)"})
     seed: int = field(default=0, metadata={"help": "seed for shuffling, augmentation and the gradient batch"})
     evals_per_epoch: int = field(default=1, metadata={"help": "test-set evaluations per epoch (curve points)"})
     capture_gradients: bool = field(default=False, metadata={"help": "record per-layer max |gradient|"})
@@ -43,6 +47,8 @@ class TrainConfig:
                                      ("augment", self.augment, AUGMENTATIONS)):
             if value not in allowed:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if not 0 <= self.class_balance <= 1:
+            raise ConfigError(f"class_balance must lie in [0, 1], got {self.class_balance}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
             raise ConfigError("label_smoothing and warmup_fraction must lie in [0, 1)")
         try:

@@ -10,6 +10,7 @@ single-device gradient.
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,7 +21,7 @@ from core.errors import ConfigError, TapelabError
 from core.gradients import make_gradient_probe
 from core.models import dense_layers
 from train.augment import augment
-from train.checkpoint import load_checkpoint, save_checkpoint
+from train.checkpoint import BEST_WEIGHTS, load_checkpoint, save_checkpoint
 from train.config import TrainConfig, make_optimizer
 
 
@@ -37,6 +38,7 @@ class History:
     layer_gradients: list = field(default_factory=list)
     layer_names: list = field(default_factory=list)
     train_seconds: float = 0.0
+    best_epoch: int = 0  # 1-based epoch of best test accuracy
 
     @property
     def final(self) -> dict:
@@ -62,6 +64,8 @@ class Trainer:
             raise ConfigError("build the model inside strategy.scope() of the strategy given to the loop")
         self.loss_fn = keras.losses.get(config.loss)
         self.optimizer = None  # built by the first fit, when the number of steps is known
+        with self.strategy.scope():
+            self.class_weights = tf.Variable(tf.ones(model.output_shape[-1]), trainable=False, name="class_weights")
         jit = config.jit_compile and self.strategy.num_replicas_in_sync == 1
         self._run_train_steps = tf.function(self._train_steps, jit_compile=jit, autograph=False)
         self._run_test_batch = tf.function(self._test_batch, jit_compile=jit, autograph=False)
@@ -73,7 +77,7 @@ class Trainer:
         target = y * (1.0 - smoothing) + smoothing / tf.cast(tf.shape(y)[-1], y.dtype)
         with tf.GradientTape() as tape:
             probabilities = self.model(x, training=True)
-            per_example = self.loss_fn(target, probabilities)
+            per_example = self.loss_fn(target, probabilities) * tf.gather(self.class_weights, tf.argmax(y, -1))
             loss = tf.reduce_sum(per_example) / global_size
         gradients = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
@@ -125,11 +129,18 @@ class Trainer:
         num_examples = int(x_train.shape[0])
         steps_per_epoch = math.ceil(num_examples / config.batch_size)
         self._build_optimizer(config.epochs * steps_per_epoch)
+        self.class_weights.assign(_class_weights(y_train.numpy(), config.class_balance))
         history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
         rng = np.random.default_rng(config.seed)
         probe_x, probe_y = _fixed_batch(x_train, y_train, config.gradient_batch_size, rng)
         probe = make_gradient_probe(self.model, _mean_loss(self.loss_fn)) if config.capture_gradients else None
         first_epoch = load_checkpoint(checkpoint_dir, self, history, rng) if checkpoint_dir else 0
+        best_weights = None
+        if first_epoch and config.keep_best and (Path(checkpoint_dir) / BEST_WEIGHTS).exists():
+            current = self.model.get_weights()
+            self.model.load_weights(Path(checkpoint_dir) / BEST_WEIGHTS)
+            best_weights = self.model.get_weights()
+            self.model.set_weights(current)
         if probe and first_epoch == 0:
             history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
         segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
@@ -169,16 +180,30 @@ class Trainer:
             if probe:
                 history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
             history.train_seconds = time.perf_counter() - start_time
-            if progress:
-                tqdm.write(f"{name} epoch {epoch + 1}/{config.epochs}: " + _describe(history.final))
+            improved = history.final["test_accuracy"] > max(
+                (r["test_accuracy"] for r in history.records[:-1] if r["epoch"] == int(r["epoch"])), default=-1.0)
+            if improved:
+                history.best_epoch = epoch + 1
+                best_weights = self.model.get_weights() if config.keep_best else None
+            tqdm.write(f"{name} epoch {epoch + 1}/{config.epochs}: " + _describe(history.final)
+                       + (" (best so far)" if improved else ""))
             if checkpoint_dir:
-                save_checkpoint(checkpoint_dir, self, history, rng, epoch + 1)
+                save_checkpoint(checkpoint_dir, self, history, rng, epoch + 1, save_best=improved and config.keep_best)
+        if config.keep_best and best_weights is not None:
+            self.model.set_weights(best_weights)
         return history
 
 
 def _describe(record) -> str:
     return (f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}, "
             f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}")
+
+
+def _class_weights(y_one_hot, power):
+    """(N / (classes * n_class)) ** power, so rare classes weigh more; classes absent get 1."""
+    counts = y_one_hot.sum(axis=0)
+    weights = np.where(counts > 0, len(y_one_hot) / (len(counts) * np.maximum(counts, 1)), 1.0) ** power
+    return weights.astype(np.float32)
 
 
 def _correct(y, probabilities):

@@ -1,0 +1,106 @@
+"""FER2013 facial expressions: labels, the one preprocessing function, and both data forms.
+
+The product's label order, everywhere: anger, disgust, fear, happiness, sadness, surprise,
+neutral (the original challenge's emotion codes 0-6).
+"""
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.data import ImageData, one_hot, read_image_folders
+from core.errors import DataError
+
+EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+# Folder names of the popular Kaggle copy, in the order of EMOTIONS.
+KAGGLE_FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FACE_SIZE = 48
+# Split names users give, and their names in each form.
+SPLITS = {"train": ("train", "Training"), "test": ("test", "PublicTest"), "private": ("private", "PrivateTest")}
+
+
+def preprocess_face(face: np.ndarray) -> np.ndarray:
+    """Any face crop (grey or BGR, uint8) to the classifier's input: 48x48x1 float32 in [0, 1].
+
+    Training, `fer predict` and the realtime program all call this one function.
+    """
+    if face.ndim == 3:
+        face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    if face.shape != (FACE_SIZE, FACE_SIZE):
+        shrinking = face.shape[0] > FACE_SIZE
+        face = cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return (face.astype(np.float32) / 255.0)[..., None]
+
+
+def load_fer_split(data_dir, split: str, skip_bad: bool = False):
+    """(x, y one-hot, skipped count) of one split ("train", "test" = PublicTest, "private").
+
+    `data_dir` holds the Kaggle folders (`train/EMOTION/*.jpg`, ...) or `fer2013.csv`, directly
+    or under `fer2013/`. Malformed rows or images are errors naming the file (and row), or with
+    `skip_bad` are skipped and counted.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist; pass the folder that holds FER2013")
+    folder_name, usage = SPLITS[split]
+    for root in (data_dir, data_dir / "fer2013"):
+        if (root / "fer2013.csv").is_file():
+            x, labels, skipped = _read_fer_csv(root / "fer2013.csv", usage, skip_bad)
+            return x, one_hot(labels, len(EMOTIONS)), skipped
+        if (root / folder_name).is_dir():
+            x, labels, skipped = read_image_folders(root / folder_name, KAGGLE_FOLDERS, grayscale=True,
+                                                    transform=preprocess_face, skip_unreadable=skip_bad)
+            return x, one_hot(labels, len(EMOTIONS)), skipped
+    raise DataError(
+        f"no FER2013 {split} split under {data_dir}: expected fer2013.csv or {folder_name}/EMOTION/*.jpg "
+        f"(folders {', '.join(KAGGLE_FOLDERS)}), directly or under fer2013/"
+    )
+
+
+def load_fer2013(data_dir, skip_bad: bool = False) -> ImageData:
+    """Training split for training, PublicTest for choosing models."""
+    x_train, y_train, skipped_train = load_fer_split(data_dir, "train", skip_bad)
+    x_test, y_test, skipped_test = load_fer_split(data_dir, "test", skip_bad)
+    if skipped_train or skipped_test:
+        print(f"skipped {skipped_train} bad training and {skipped_test} bad test items")
+    return ImageData(x_train, y_train, x_test, y_test, EMOTIONS)
+
+
+def _read_fer_csv(path: Path, usage: str, skip_bad: bool):
+    faces, labels, skipped = [], [], 0
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path} lacks the columns {', '.join(sorted(missing))}; expected emotion,pixels,Usage")
+        for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+            if row["Usage"] != usage:
+                continue
+            try:
+                face, label = _parse_row(row)
+            except ValueError as problem:
+                if not skip_bad:
+                    raise DataError(f"{path}, row {row_number}: {problem}; fix the row or skip bad rows") from None
+                skipped += 1
+                continue
+            faces.append(preprocess_face(face))
+            labels.append(label)
+    if not faces:
+        raise DataError(f"{path} has no usable rows with Usage {usage}")
+    return np.stack(faces), np.asarray(labels), skipped
+
+
+def _parse_row(row):
+    label = int(row["emotion"])
+    if not 0 <= label < len(EMOTIONS):
+        raise ValueError(f"unknown emotion label {label} (expected 0-6)")
+    pixels = np.array(row["pixels"].split(), dtype=np.int64)
+    if pixels.size != FACE_SIZE * FACE_SIZE:
+        raise ValueError(f"{pixels.size} pixels instead of {FACE_SIZE * FACE_SIZE}")
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError("pixel values outside 0-255")
+    return pixels.reshape(FACE_SIZE, FACE_SIZE).astype(np.uint8), label
