@@ -1,0 +1,163 @@
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import DataError
+from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
+from core.models import build_cnn
+from train.fer import classification_metrics, load_emotion_model, predict_images
+
+ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
+
+
+def _face(label, seed):
+    """A 48x48 grey 'face' whose brightness encodes the label, so the label can be read back."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(30 * label + 20, 3, (48, 48)), 0, 255).astype(np.uint8)
+
+
+def _write_folders(root, per_class=3):
+    for split in ("train", "test"):
+        for label, folder in enumerate(KAGGLE_FOLDERS):
+            (root / split / folder).mkdir(parents=True)
+            for index in range(per_class):
+                cv2.imwrite(str(root / split / folder / f"{split}_{index}.png"), _face(label, index))
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        writer.writerows(rows)
+
+
+def _row(label, usage, seed=0):
+    return [label, " ".join(map(str, _face(label, seed).ravel())), usage]
+
+
+def test_label_order_is_the_products():
+    assert EMOTIONS == ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+    assert dict(zip(KAGGLE_FOLDERS, EMOTIONS))["happy"] == "happiness"
+    assert dict(zip(KAGGLE_FOLDERS, EMOTIONS))["sad"] == "sadness"
+
+
+def test_folder_form_maps_folders_to_labels(tmp_path):
+    _write_folders(tmp_path / "fer2013")
+    data = load_fer2013(tmp_path)
+    assert data.x_train.shape == (21, 48, 48, 1) and data.x_test.shape == (21, 48, 48, 1)
+    labels = data.y_train.argmax(axis=1)
+    brightness = data.x_train.mean(axis=(1, 2, 3)) * 255
+    np.testing.assert_allclose(brightness, 30 * labels + 20, atol=2)  # each image kept its folder's label
+    assert data.class_names == EMOTIONS
+
+
+def test_csv_form_reads_each_usage(tmp_path):
+    rows = [_row(3, "Training"), _row(6, "Training", 1), _row(0, "PublicTest"), _row(5, "PrivateTest")]
+    _write_csv(tmp_path / "fer2013.csv", rows)
+    x, y, skipped = load_fer_split(tmp_path, "train")
+    assert x.shape == (2, 48, 48, 1) and list(y.argmax(axis=1)) == [3, 6] and skipped == 0
+    np.testing.assert_allclose(x[0, ..., 0], _face(3, 0) / 255.0, rtol=1e-6)
+    assert list(load_fer_split(tmp_path, "private")[1].argmax(axis=1)) == [5]
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ([2, "1 2 3", "Training"], "row 3: 3 pixels instead of 2304"),
+    ([9, " ".join(["0"] * 2304), "Training"], "row 3: unknown emotion label 9"),
+    (["x", " ".join(["0"] * 2304), "Training"], "row 3: invalid literal"),
+])
+def test_malformed_csv_row_names_file_and_row(tmp_path, bad_row, message):
+    _write_csv(tmp_path / "fer2013.csv", [_row(1, "Training"), bad_row])
+    with pytest.raises(DataError, match=message) as error:
+        load_fer_split(tmp_path, "train")
+    assert str(tmp_path / "fer2013.csv") in str(error.value)
+    x, _, skipped = load_fer_split(tmp_path, "train", skip_bad=True)
+    assert len(x) == 1 and skipped == 1
+
+
+def test_unreadable_image_is_named_or_counted(tmp_path):
+    _write_folders(tmp_path, per_class=1)
+    (tmp_path / "train" / "fear" / "broken.jpg").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
+        load_fer_split(tmp_path, "train")
+    x, _, skipped = load_fer_split(tmp_path, "train", skip_bad=True)
+    assert len(x) == 7 and skipped == 1
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(DataError, match="expected fer2013.csv or train/EMOTION"):
+        load_fer_split(tmp_path, "train")
+
+
+def test_preprocess_face_gives_the_model_input():
+    colour = np.random.default_rng(0).integers(0, 256, (100, 80, 3), dtype=np.uint8)
+    face = preprocess_face(colour)
+    assert face.shape == (48, 48, 1) and face.dtype == np.float32
+    assert 0.0 <= face.min() and face.max() <= 1.0
+    same_size = _face(2, 0)
+    np.testing.assert_allclose(preprocess_face(same_size)[..., 0], same_size / 255.0, rtol=1e-6)
+
+
+def test_metrics_from_a_known_confusion():
+    true = np.array([0, 0, 1, 1, 3, 3, 3, 6])
+    predicted = np.array([0, 1, 1, 1, 3, 3, 0, 6])
+    metrics = classification_metrics(true, predicted)
+    assert metrics["accuracy"] == pytest.approx(6 / 8)
+    assert metrics["per_class"]["anger"]["precision"] == pytest.approx(1 / 2)
+    assert metrics["per_class"]["happiness"]["recall"] == pytest.approx(2 / 3)
+    assert metrics["per_class"]["disgust"]["f1"] == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    assert np.asarray(metrics["confusion"]).sum() == 8
+
+
+@pytest.fixture
+def emotion_model(tmp_path):
+    model = build_cnn((48, 48, 1), 7, widths=(4, 8), convs_per_stage=1, dense_units=0, mean=[0.5], std=[0.25])
+    path = tmp_path / "emotion.h5"
+    model.save(path)
+    return model, path
+
+
+def test_h5_round_trip_gives_identical_predictions(emotion_model):
+    model, path = emotion_model
+    faces = np.stack([preprocess_face(_face(label, 3)) for label in range(7)])
+    np.testing.assert_array_equal(load_emotion_model(path)(faces).numpy(), model(faces).numpy())
+
+
+def test_predict_finds_the_face_in_a_photo_and_takes_a_crop_as_is(emotion_model, tmp_path):
+    _, path = emotion_model
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), _face(3, 0))
+    photo, whole = predict_images(load_emotion_model(path), [ASTRONAUT, crop])
+    assert len(photo["faces"]) == 1
+    x, y, width, height = photo["faces"][0]["box"]
+    assert 150 < x + width / 2 < 300 and 60 < y + height / 2 < 200 and width > 60  # the astronaut's face
+    assert photo["faces"][0]["label"] in EMOTIONS and 1 / 7 <= photo["faces"][0]["confidence"] <= 1
+    assert whole["faces"][0]["box"] is None
+
+
+def test_fer_train_eval_predict_commands(tmp_path, capsys):
+    import json
+
+    from scripts.cli import main
+
+    _write_folders(tmp_path / "data", per_class=6)
+    models, results = tmp_path / "models", tmp_path / "results"
+    status = main(["fer", "train", "--data-dir", str(tmp_path / "data"), "--out", str(models), "--results",
+                   str(results), "--epochs", "4", "--widths", "4,8", "--dense-units", "16", "--batch-size", "8",
+                   "--learning-rate", "0.05", "--quiet"])
+    assert status == 0
+    description = json.loads((models / "fer2013_emotion.json").read_text())
+    assert description["labels"] == list(EMOTIONS) and description["input_shape"] == [48, 48, 1]
+    assert "preprocess_face" in description["preprocessing"] and "accuracy" in description["metrics"]["test"]
+    summary = json.loads((results / "fer2013_emotion.json").read_text())
+    losses = [record["train_loss"] for record in summary["records"]]
+    assert losses[-1] < losses[0]
+    assert (results / "eval_test_confusion.png").exists() and (results / "eval_test.md").exists()
+    capsys.readouterr()
+    assert main(["fer", "predict", str(ASTRONAUT), "--model", str(models / "fer2013_emotion.h5")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{ASTRONAUT}: ") and "(box x=" in line
+    assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "none")]) == 2
+    assert "data folder" in capsys.readouterr().err

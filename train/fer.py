@@ -1,0 +1,135 @@
+"""The facial-emotion classifier: export with its description, evaluation, and prediction on photos.
+
+    tapelab fer train --data-dir ../shared/datasets/fer2013
+    tapelab fer eval --model models/fer2013_emotion.h5 --data ../shared/datasets/fer2013 --split test
+    tapelab fer predict photo.jpg
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import DataError
+from core.faces import FaceDetector
+from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face
+from core.io import load_json, save_figure, save_json, write_atomic
+from core.models import load_model_file
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODEL = PACKAGE_ROOT / "models" / "fer2013_emotion.h5"
+PREPROCESSING = (
+    "core.fer.preprocess_face: greyscale (OpenCV BGR->GRAY), resize to 48x48 (INTER_AREA when shrinking, "
+    "INTER_LINEAR when enlarging), scale to float32 in [0, 1], shape (48, 48, 1); the model standardises inside"
+)
+
+
+def describe_model(model_path, summary: dict, metrics: dict) -> Path:
+    """Write the JSON that travels beside the `.h5`: labels, input, preprocessing, measured metrics."""
+    description = {
+        "labels": list(EMOTIONS),
+        "input_shape": [FACE_SIZE, FACE_SIZE, 1],
+        "preprocessing": PREPROCESSING,
+        "training": {key: summary[key] for key in ("command", "train", "cnn", "best_epoch", "train_seconds")},
+        "metrics": metrics,
+    }
+    return save_json(Path(model_path).with_suffix(".json"), description)
+
+
+def load_emotion_model(path=None):
+    return load_model_file(path or SHIPPED_MODEL, (FACE_SIZE, FACE_SIZE, 1), len(EMOTIONS))
+
+
+def classification_metrics(true_labels: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy, per-class precision, recall and F1, macro-F1 and the confusion matrix."""
+    k = len(EMOTIONS)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (true_labels, predicted), 1)
+    per_class = {}
+    for index, name in enumerate(EMOTIONS):
+        tp = confusion[index, index]
+        precision = tp / max(confusion[:, index].sum(), 1)
+        recall = tp / max(confusion[index].sum(), 1)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                           "support": int(confusion[index].sum())}
+    return {
+        "accuracy": float(np.trace(confusion) / confusion.sum()),
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "count": int(confusion.sum()),
+    }
+
+
+def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, batch_size: int = 512) -> dict:
+    x, y, skipped = load_fer_split(data_dir, split, skip_bad)
+    predicted = np.concatenate([model(x[i:i + batch_size], training=False).numpy().argmax(axis=1)
+                                for i in range(0, len(x), batch_size)])
+    return {**classification_metrics(y.argmax(axis=1), predicted), "split": split, "skipped": skipped}
+
+
+def plot_confusion(metrics: dict, path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.asarray(metrics["confusion"], dtype=float)
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    figure, axis = plt.subplots(figsize=(7, 6))
+    shown = axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for row in range(len(EMOTIONS)):
+        for col in range(len(EMOTIONS)):
+            axis.text(col, row, f"{int(confusion[row, col])}\n{rates[row, col]:.0%}", ha="center", va="center",
+                      fontsize=7, color="white" if rates[row, col] > 0.5 else "black")
+    axis.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    axis.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    figure.colorbar(shown, label="share of the true class")
+    axis.set_title(f"FER2013 {metrics['split']}: accuracy {metrics['accuracy']:.2%}, "
+                   f"macro-F1 {metrics['macro_f1']:.3f}")
+    return save_figure(figure, path)
+
+
+def write_evaluation(metrics: dict, out_dir, command: str) -> Path:
+    out_dir = Path(out_dir)
+    name = f"eval_{metrics['split']}"
+    save_json(out_dir / f"{name}.json", {**metrics, "command": command})
+    plot_confusion(metrics, out_dir / f"{name}_confusion.png")
+    lines = [f"# FER2013 emotion classifier, split `{metrics['split']}`", "", f"Produced by `{command}`.", "",
+             f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['count']} faces; macro-F1 "
+             f"**{metrics['macro_f1']:.4f}**" + (f"; {metrics['skipped']} bad items skipped." if metrics["skipped"]
+                                                 else "."), "",
+             "| emotion | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [f"| {name_} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
+              for name_, c in metrics["per_class"].items()]
+    lines += ["", f"![confusion]({name}_confusion.png)", ""]
+    return write_atomic(out_dir / f"{name}.md", "\n".join(lines))
+
+
+def predict_images(model, paths, detector: FaceDetector | None = None) -> list[dict]:
+    """Per image, per face: label, confidence and box. A 48x48 image is taken as the face itself."""
+    detector = detector or FaceDetector()
+    results = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"cannot read image {path}; give a JPEG or PNG file")
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if gray.shape == (FACE_SIZE, FACE_SIZE):
+            boxes = [None]
+        else:
+            boxes = detector.detect(gray)
+        faces = [preprocess_face(gray if box is None else box.crop(gray)) for box in boxes]
+        probabilities = model(np.stack(faces), training=False).numpy() if faces else np.zeros((0, len(EMOTIONS)))
+        results.append({"path": str(path), "faces": [
+            {"label": EMOTIONS[int(p.argmax())], "confidence": float(p.max()),
+             "box": None if box is None else [box.x, box.y, box.width, box.height]}
+            for box, p in zip(boxes, probabilities)]})
+    return results
+
+
+def load_description(model_path) -> dict:
+    return load_json(Path(model_path).with_suffix(".json"))
