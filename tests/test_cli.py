@@ -6,6 +6,7 @@ import pytest
 from scripts.cli import build_parser, main
 
 SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "all"]
+FER_ACTIONS = ["train", "eval", "predict"]
 
 
 def test_every_subcommand_has_help(capsys):
@@ -15,6 +16,14 @@ def test_every_subcommand_has_help(capsys):
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
         assert f"usage: tapelab {name}" in text and "--out" in text
+
+
+def test_every_fer_action_has_help(capsys):
+    for action in FER_ACTIONS:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fer", action, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: tapelab fer {action}" in capsys.readouterr().out
 
 
 def test_top_level_help_lists_subcommands():

@@ -1,0 +1,91 @@
+"""`tapelab fer train|eval|predict`: the facial-emotion classifier on the command line."""
+
+import sys
+from pathlib import Path
+
+from core.config import add_config_arguments, config_from_args
+from core.io import ensure_writable_dir
+from train.classifier import CnnConfig
+from train.config import TrainConfig
+
+
+def cmd_fer_train(args) -> int:
+    from train.classifier import load_dataset, train_classifier, write_classifier_summary
+    from train.fer import describe_model, evaluate_split, load_emotion_model, write_evaluation
+
+    cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
+    ensure_writable_dir(args.out)
+    results = ensure_writable_dir(args.results)
+    data = load_dataset("fer2013", args.data_dir)
+    summary = train_classifier("fer2013", data, cnn, train_config, args.out, progress=not args.quiet,
+                               model_name="fer2013_emotion")
+    write_classifier_summary(summary, results)
+    model_path = args.out / summary["model"]
+    metrics = evaluate_split(load_emotion_model(model_path), args.data_dir, "test")
+    write_evaluation(metrics, results, " ".join(["tapelab", *sys.argv[1:]]))
+    describe_model(model_path, summary, {"test": {k: metrics[k] for k in ("accuracy", "macro_f1", "count")}})
+    print(f"{model_path}: PublicTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    return 0
+
+
+def cmd_fer_eval(args) -> int:
+    from train.fer import evaluate_split, load_emotion_model, write_evaluation
+
+    model = load_emotion_model(args.model)
+    metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad)
+    report = write_evaluation(metrics, ensure_writable_dir(args.out), " ".join(["tapelab", *sys.argv[1:]]))
+    print(report.read_text())
+    return 0
+
+
+def cmd_fer_predict(args) -> int:
+    import json
+
+    from train.fer import load_emotion_model, predict_images
+
+    for result in predict_images(load_emotion_model(args.model), args.images):
+        if args.json:
+            print(json.dumps(result))
+        elif not result["faces"]:
+            print(f"{result['path']}: no face found")
+        for face in result["faces"]:
+            where = "whole image" if face["box"] is None else "box x={} y={} w={} h={}".format(*face["box"])
+            print(f"{result['path']}: {face['label']} {face['confidence']:.2f} ({where})")
+    return 0
+
+
+def add_fer_parser(commands) -> None:
+    """Add `fer` and its actions to the top-level subcommands."""
+    fer = commands.add_parser("fer", help="the FER2013 facial-emotion classifier: train, eval, predict",
+                              description="Train, evaluate and use the 7-class facial-emotion classifier.")
+    fer_commands = fer.add_subparsers(dest="fer_command", required=True, metavar="ACTION")
+    fer_train = fer_commands.add_parser("train", help="train with the tape loop and export .h5 + .json",
+                                        description="Train the emotion CNN on FER2013 Training, keep the epoch "
+                                        "that is best on PublicTest, export models/fer2013_emotion.h5 and a JSON "
+                                        "with labels, input, preprocessing and metrics.")
+    fer_train.add_argument("--data-dir", type=Path, required=True,
+                           help="FER2013 as Kaggle folders (train/EMOTION/*.jpg, test/...) or fer2013.csv")
+    fer_train.add_argument("--out", type=Path, default=Path("models"), help="folder for the .h5 and .json")
+    fer_train.add_argument("--results", type=Path, default=Path("results/fer"), help="folder for reports")
+    fer_train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_arguments(fer_train, CnnConfig)
+    add_config_arguments(fer_train, TrainConfig)
+    fer_train.set_defaults(run=cmd_fer_train)
+    fer_eval = fer_commands.add_parser("eval", help="accuracy, per-class scores, confusion matrix",
+                                       description="Evaluate an emotion model on a FER2013 split: accuracy, "
+                                       "per-class precision, recall and F1, macro-F1, confusion-matrix PNG.")
+    fer_eval.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
+    fer_eval.add_argument("--data", type=Path, required=True, help="FER2013 folder (Kaggle folders or CSV)")
+    fer_eval.add_argument("--split", choices=["train", "test", "private"], default="test",
+                          help="test = PublicTest, private = PrivateTest (CSV or a private/ folder)")
+    fer_eval.add_argument("--skip-bad", action="store_true", help="skip malformed rows or images, and count them")
+    fer_eval.add_argument("--out", type=Path, default=Path("results/fer"), help="folder for the report")
+    fer_eval.set_defaults(run=cmd_fer_eval)
+    fer_predict = fer_commands.add_parser("predict", help="classify the faces in images",
+                                          description="Find the faces in each image (a 48x48 image is taken as "
+                                          "a face) and print label and confidence per face.")
+    fer_predict.add_argument("images", type=Path, nargs="+", help="image files")
+    fer_predict.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
+    fer_predict.add_argument("--json", action="store_true", help="one JSON line per image")
+    fer_predict.set_defaults(run=cmd_fer_predict)
+    fer.fer_actions = fer_commands.choices
