@@ -85,6 +85,9 @@ def cmd_all(args) -> int:
         sections.append((f"Adversarial examples, {dataset}", f"attack_{dataset}/report.md",
                          ["attack", "--dataset", dataset, "--model", str(model),
                           "--out", str(out / f"attack_{dataset}"), *data_args]))
+    if args.data_dir:  # FER2013 has no download: evaluate the shipped model only where the data is
+        sections.append(("FER2013 emotion classifier (shipped model), PublicTest", "fer/eval_test.md",
+                         ["fer", "eval", "--data", str(args.data_dir), "--out", str(out / "fer")]))
     status = 0
     for _, _, command in sections:
         print(f"== tapelab {' '.join(command)}", flush=True)
