@@ -32,5 +32,5 @@ def image_grid(images: np.ndarray, titles, path, title: str = "", diverging: boo
             axis.set_yticks([])
     if diverging:
         figure.colorbar(shown, ax=axes, shrink=0.6, label="adversarial - original (channel mean)")
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(title, fontsize=10, y=1.0 + 0.3 / rows)  # above the cell titles, also for one row
     return save_figure(figure, path)

@@ -40,6 +40,15 @@ def load_emotion_model(path=None):
     return load_model_file(path or SHIPPED_MODEL, (FACE_SIZE, FACE_SIZE, 1), len(EMOTIONS))
 
 
+def compiled_classifier(model):
+    """`model(faces, training=False)` as one traced graph for any number of faces: an eager Keras call
+    spends milliseconds walking the layers in Python, the graph runs them in C++."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
+    return tf.function(lambda faces: model(faces, training=False), input_signature=[spec])
+
+
 def classification_metrics(true_labels: np.ndarray, predicted: np.ndarray) -> dict:
     """Accuracy, per-class precision, recall and F1, macro-F1 and the confusion matrix."""
     k = len(EMOTIONS)

@@ -1,0 +1,63 @@
+"""Benchmark: emotion-classifier latency on this CPU, for 1 face and for a batch of 4 faces per call.
+
+    python scripts/bench_fer.py --model models/fer2013_emotion.h5
+
+The model is called directly, not through `predict`: compiled once as a graph (`compiled_classifier`,
+what the realtime program uses) and, for comparison, eagerly; p50 and p95 over many calls after a warm-up.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+from core.io import ensure_writable_dir, save_json, write_atomic
+from train.fer import compiled_classifier, load_emotion_model
+
+
+def latencies_ms(classify, batch_size: int, calls: int) -> np.ndarray:
+    faces = tf.constant(np.random.default_rng(0).random((batch_size, 48, 48, 1), dtype=np.float32))
+    for _ in range(20):  # warm-up
+        classify(faces)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        classify(faces).numpy()
+        times.append((time.perf_counter() - start) * 1000)
+    return np.asarray(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
+    parser.add_argument("--calls", type=int, default=500, help="timed calls per batch size")
+    parser.add_argument("--out", type=Path, default=Path("results/bench_fer"), help="where to write results")
+    args = parser.parse_args(argv)
+    out = ensure_writable_dir(args.out)
+    model = load_emotion_model(args.model)
+    result = {"command": " ".join(["python", "scripts/bench_fer.py", *sys.argv[1:]]), "calls": args.calls,
+              "cpu_count": os.cpu_count()}
+    ways = {"compiled": compiled_classifier(model), "eager": lambda faces: model(faces, training=False)}
+    for way, classify in ways.items():
+        for batch_size in (1, 4):
+            times = latencies_ms(classify, batch_size, args.calls)
+            key = f"{way}_batch_{batch_size}"
+            result[f"{key}_p50_ms"] = float(np.percentile(times, 50))
+            result[f"{key}_p95_ms"] = float(np.percentile(times, 95))
+            print(f"{way}, {batch_size} face(s) per call: p50 {result[f'{key}_p50_ms']:.2f} ms, "
+                  f"p95 {result[f'{key}_p95_ms']:.2f} ms")
+    save_json(out / "bench_fer.json", result)
+    lines = ["# Emotion-classifier latency", "", f"Command: `{result['command']}`", "", "| measure | value |",
+             "|---|---|"] + [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                              for k, v in result.items() if k != "command"]
+    write_atomic(out / "bench_fer.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
