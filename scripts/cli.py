@@ -85,7 +85,11 @@ def cmd_all(args) -> int:
         sections.append((f"Adversarial examples, {dataset}", f"attack_{dataset}/report.md",
                          ["attack", "--dataset", dataset, "--model", str(model),
                           "--out", str(out / f"attack_{dataset}"), *data_args]))
-    if args.data_dir:  # FER2013 has no download: evaluate the shipped model only where the data is
+    from train.fer import SHIPPED_MODEL
+
+    if not SHIPPED_MODEL.exists():
+        print(f"note: no emotion model at {SHIPPED_MODEL}; train one with `tapelab fer train` to evaluate it here")
+    elif args.data_dir:  # FER2013 has no download: evaluate the shipped model only where the data is
         sections.append(("FER2013 emotion classifier (shipped model), PublicTest", "fer/eval_test.md",
                          ["fer", "eval", "--data", str(args.data_dir), "--out", str(out / "fer")]))
     status = 0
