@@ -18,6 +18,7 @@ from core.config import add_config_arguments, config_from_args
 from core.errors import TapelabError
 from core.io import ensure_writable_dir
 from scripts.fer_cli import add_fer_parser
+from scripts.options import add_training_options
 from train.backprop_check import BackpropCheckConfig
 from train.classifier import CnnConfig
 from train.config import TrainConfig
@@ -104,7 +105,7 @@ def cmd_all(args) -> int:
 
 
 def cmd_classifier(args) -> int:
-    from train.classifier import CnnConfig, load_dataset, train_classifier, write_classifier_summary
+    from train.classifier import load_dataset, train_classifier, write_classifier_summary
 
     cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
     ensure_writable_dir(args.out)
@@ -197,12 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "<dataset>_cnn.h5 and <dataset>_cnn.json. Defaults are the data set's preset.")
     classifier.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
     classifier.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
-    classifier.add_argument("--out", type=Path, default=Path("models"), help="folder for the .h5 and .json")
-    classifier.add_argument("--results", type=Path, default=Path("results/classifiers"),
-                            help="folder for the summary (.json and .md) with the measured scores")
-    classifier.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_arguments(classifier, CnnConfig)
-    add_config_arguments(classifier, TrainConfig)
+    add_training_options(classifier, out="runs/models", results="results/classifiers")
     classifier.set_defaults(run=cmd_classifier)
 
     attack = commands.add_parser("attack", help="generator-built adversarial examples against baselines",

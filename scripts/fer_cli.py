@@ -3,8 +3,9 @@
 import sys
 from pathlib import Path
 
-from core.config import add_config_arguments, config_from_args
+from core.config import config_from_args
 from core.io import ensure_writable_dir
+from scripts.options import add_training_options
 from train.classifier import CnnConfig
 from train.config import TrainConfig
 
@@ -65,11 +66,7 @@ def add_fer_parser(commands) -> None:
                                         "with labels, input, preprocessing and metrics.")
     fer_train.add_argument("--data-dir", type=Path, required=True,
                            help="FER2013 as Kaggle folders (train/EMOTION/*.jpg, test/...) or fer2013.csv")
-    fer_train.add_argument("--out", type=Path, default=Path("models"), help="folder for the .h5 and .json")
-    fer_train.add_argument("--results", type=Path, default=Path("results/fer"), help="folder for reports")
-    fer_train.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_arguments(fer_train, CnnConfig)
-    add_config_arguments(fer_train, TrainConfig)
+    add_training_options(fer_train, out="models", results="results/fer")
     fer_train.set_defaults(run=cmd_fer_train)
     fer_eval = fer_commands.add_parser("eval", help="accuracy, per-class scores, confusion matrix",
                                        description="Evaluate an emotion model on a FER2013 split: accuracy, "
