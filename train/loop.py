@@ -126,8 +126,7 @@ class Trainer:
         from a checkpoint of the same settings left there by an interrupted run."""
         config = self.config
         x_train, y_train = tf.constant(x_train), tf.constant(y_train)
-        num_examples = int(x_train.shape[0])
-        steps_per_epoch = math.ceil(num_examples / config.batch_size)
+        steps_per_epoch = math.ceil(int(x_train.shape[0]) / config.batch_size)
         self._build_optimizer(config.epochs * steps_per_epoch)
         self.class_weights.assign(_class_weights(y_train.numpy(), config.class_balance))
         history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
@@ -135,48 +134,13 @@ class Trainer:
         probe_x, probe_y = _fixed_batch(x_train, y_train, config.gradient_batch_size, rng)
         probe = make_gradient_probe(self.model, _mean_loss(self.loss_fn)) if config.capture_gradients else None
         first_epoch = load_checkpoint(checkpoint_dir, self, history, rng) if checkpoint_dir else 0
-        best_weights = None
-        if first_epoch and config.keep_best and (Path(checkpoint_dir) / BEST_WEIGHTS).exists():
-            current = self.model.get_weights()
-            self.model.load_weights(Path(checkpoint_dir) / BEST_WEIGHTS)
-            best_weights = self.model.get_weights()
-            self.model.set_weights(current)
+        best_weights = self._saved_best_weights(checkpoint_dir) if first_epoch and config.keep_best else None
         if probe and first_epoch == 0:
             history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
-        segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
         start_time = time.perf_counter() - history.train_seconds
         for epoch in range(first_epoch, config.epochs):
-            batches = _epoch_batches(rng.permutation(num_examples), config.batch_size)
-            bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{config.epochs}",
-                       unit="step", leave=False, disable=not progress)
-            step = 0
-            for segment_end in segment_ends:
-                totals, seen = np.zeros(2), 0
-                while step < segment_end:
-                    chunk, num_steps = _next_chunk(batches, step, segment_end, config.steps_per_call)
-                    call_seed = tf.constant(epoch * steps_per_epoch + step + config.seed * 1_000_003, tf.int32)
-                    totals += self._run_train_steps(
-                        x_train, y_train, chunk, tf.constant(num_steps, tf.int32), call_seed
-                    ).numpy()
-                    seen += sum(len(batch) for batch in batches[step : step + num_steps])
-                    step += num_steps
-                    if not np.isfinite(totals[0]):
-                        bar.close()
-                        raise NonFiniteLossError(
-                            f"{name}: loss became {totals[0]} in epoch {epoch + 1} by step {step}; "
-                            "lower the learning rate or check the data for NaNs"
-                        )
-                    bar.update(num_steps)
-                    bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.4f}")
-                test_loss, test_accuracy = self.evaluate(x_test, y_test)
-                history.records.append({
-                    "epoch": epoch + step / steps_per_epoch,
-                    "train_loss": totals[0] / seen,
-                    "train_accuracy": totals[1] / seen,
-                    "test_loss": test_loss,
-                    "test_accuracy": test_accuracy,
-                })
-            bar.close()
+            batches = _epoch_batches(rng.permutation(int(x_train.shape[0])), config.batch_size)
+            history.records += self._train_epoch(x_train, y_train, x_test, y_test, batches, epoch, name, progress)
             if probe:
                 history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
             history.train_seconds = time.perf_counter() - start_time
@@ -192,6 +156,48 @@ class Trainer:
         if config.keep_best and best_weights is not None:
             self.model.set_weights(best_weights)
         return history
+
+    def _train_epoch(self, x_train, y_train, x_test, y_test, batches, epoch, name, progress) -> list[dict]:
+        """One pass over `batches`; a learning-curve record after each of `evals_per_epoch` segments."""
+        config, steps_per_epoch = self.config, len(batches)
+        segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
+        bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{config.epochs}", unit="step",
+                   leave=False, disable=not progress)
+        records, step = [], 0
+        with bar:
+            for segment_end in segment_ends:
+                totals, seen = np.zeros(2), 0
+                while step < segment_end:
+                    chunk, num_steps = _next_chunk(batches, step, segment_end, config.steps_per_call)
+                    call_seed = tf.constant(epoch * steps_per_epoch + step + config.seed * 1_000_003, tf.int32)
+                    totals += self._run_train_steps(
+                        x_train, y_train, chunk, tf.constant(num_steps, tf.int32), call_seed
+                    ).numpy()
+                    seen += sum(len(batch) for batch in batches[step : step + num_steps])
+                    step += num_steps
+                    if not np.isfinite(totals[0]):
+                        raise NonFiniteLossError(
+                            f"{name}: loss became {totals[0]} in epoch {epoch + 1} by step {step}; "
+                            "lower the learning rate or check the data for NaNs"
+                        )
+                    bar.update(num_steps)
+                    bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.4f}")
+                test_loss, test_accuracy = self.evaluate(x_test, y_test)
+                records.append({"epoch": epoch + step / steps_per_epoch, "train_loss": totals[0] / seen,
+                                "train_accuracy": totals[1] / seen, "test_loss": test_loss,
+                                "test_accuracy": test_accuracy})
+        return records
+
+    def _saved_best_weights(self, checkpoint_dir):
+        """The best epoch's weights from a checkpoint, leaving the model's own weights as they are."""
+        path = Path(checkpoint_dir) / BEST_WEIGHTS
+        if not path.exists():
+            return None
+        current = self.model.get_weights()
+        self.model.load_weights(path)
+        best = self.model.get_weights()
+        self.model.set_weights(current)
+        return best
 
 
 def _describe(record) -> str:
