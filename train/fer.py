@@ -13,7 +13,7 @@ import numpy as np
 from core.errors import DataError
 from core.faces import FaceDetector
 from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face
-from core.io import load_json, save_figure, save_json, write_atomic
+from core.io import save_figure, save_json, write_atomic
 from core.models import load_model_file
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,3 @@ def predict_images(model, paths, detector: FaceDetector | None = None) -> list[d
              "box": None if box is None else [box.x, box.y, box.width, box.height]}
             for box, p in zip(boxes, probabilities)]})
     return results
-
-
-def load_description(model_path) -> dict:
-    return load_json(Path(model_path).with_suffix(".json"))
