@@ -60,7 +60,7 @@ def build_cnn(
     input_shape: tuple,
     num_classes: int = 10,
     widths: tuple = (32, 64),
-    convs_per_stage: int = 2,
+    convs_per_stage: int | tuple = 2,
     dense_units: int = 128,
     dropout_rate: float = 0.25,
     mean=None,
@@ -70,19 +70,23 @@ def build_cnn(
 ) -> keras.Model:
     """A VGG-style CNN: per stage `convs_per_stage` x (3x3 conv, batch norm, ReLU), then 2x2 max pooling.
 
+    `convs_per_stage` is one count for every stage or one count per stage: on CPUs the first,
+    full-resolution stage costs most, so a single convolution there buys a deeper rest for less.
+
     The model takes pixels in [0, 1] and standardises them itself with the per-channel `mean` and
     `std` of the training set, so attacks work in pixel space and the `.h5` file is self-contained.
     With `dense_units` 0 the head is global average pooling; otherwise flatten and a hidden layer.
     """
-    if not widths or min(widths) < 1 or convs_per_stage < 1:
+    counts = _per_stage(convs_per_stage, len(widths))
+    if not widths or min(widths) < 1 or min(counts) < 1:
         raise ConfigError(f"widths must be positive and convs_per_stage >= 1, got {widths}, {convs_per_stage}")
     initializer_seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     inputs = keras.Input(shape=input_shape)
     x = inputs
     if mean is not None:
         x = keras.layers.Normalization(mean=list(mean), variance=[s**2 for s in std], name="standardise")(x)
-    for stage, width in enumerate(widths):
-        for conv in range(convs_per_stage):
+    for stage, (width, count) in enumerate(zip(widths, counts)):
+        for conv in range(count):
             x = keras.layers.Conv2D(
                 width, 3, padding="same", use_bias=False, name=f"conv{stage + 1}_{conv + 1}",
                 kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)),
@@ -105,6 +109,15 @@ def build_cnn(
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seeds)),
     )(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _per_stage(convs_per_stage, num_stages: int) -> tuple:
+    counts = (convs_per_stage,) if isinstance(convs_per_stage, int) else tuple(convs_per_stage)
+    if len(counts) == 1:
+        return counts * num_stages
+    if len(counts) != num_stages:
+        raise ConfigError(f"convs_per_stage needs one count or one per stage ({num_stages}), got {convs_per_stage}")
+    return counts
 
 
 def load_model_file(path, input_shape: tuple | None = None, num_classes: int | None = None) -> keras.Model:

@@ -19,6 +19,7 @@ from core.errors import TapelabError
 from core.io import ensure_writable_dir
 from scripts.fer_cli import add_fer_parser
 from scripts.options import add_training_options
+from scripts.realtime_cli import add_realtime_parser
 from train.backprop_check import BackpropCheckConfig
 from train.classifier import CnnConfig
 from train.config import TrainConfig
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.set_defaults(run=cmd_attack)
 
     add_fer_parser(commands)
+    add_realtime_parser(commands)
 
     everything = commands.add_parser("all", help="the main job: every experiment, then REPORT.md",
                                      description="Run every experiment with its defaults and write REPORT.md.")

@@ -13,6 +13,7 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from core.data import ImageData, one_hot  # noqa: E402
+from core.models import build_cnn  # noqa: E402
 
 
 def make_digits(num_train=256, num_test=64, seed=0):
@@ -46,3 +47,12 @@ def mnist_npz(tmp_path):
     path = tmp_path / "mnist.npz"
     np.savez_compressed(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+@pytest.fixture
+def emotion_model(tmp_path):
+    """An untrained emotion CNN of the shipped model's input and output, and its `.h5` file."""
+    model = build_cnn((48, 48, 1), 7, widths=(4, 8), convs_per_stage=1, dense_units=0, mean=[0.5], std=[0.25])
+    path = tmp_path / "emotion.h5"
+    model.save(path)
+    return model, path

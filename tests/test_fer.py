@@ -7,7 +7,6 @@ import pytest
 
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
-from core.models import build_cnn
 from train.fer import classification_metrics, load_emotion_model, predict_images
 
 ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
@@ -109,14 +108,6 @@ def test_metrics_from_a_known_confusion():
     assert metrics["per_class"]["happiness"]["recall"] == pytest.approx(2 / 3)
     assert metrics["per_class"]["disgust"]["f1"] == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
     assert np.asarray(metrics["confusion"]).sum() == 8
-
-
-@pytest.fixture
-def emotion_model(tmp_path):
-    model = build_cnn((48, 48, 1), 7, widths=(4, 8), convs_per_stage=1, dense_units=0, mean=[0.5], std=[0.25])
-    path = tmp_path / "emotion.h5"
-    model.save(path)
-    return model, path
 
 
 def test_h5_round_trip_gives_identical_predictions(emotion_model):

@@ -25,6 +25,11 @@ def _save_weights(model, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def _weight_shapes(model) -> list:
+    """The architecture's fingerprint: a checkpoint of another net is not resumed."""
+    return [list(weight.shape) for weight in model.weights]
+
+
 def save_checkpoint(directory, trainer, history, rng, epochs_done: int, save_best: bool = False) -> None:
     """Save after an epoch; with `save_best`, these weights are also the best so far."""
     directory = Path(directory)
@@ -37,6 +42,7 @@ def save_checkpoint(directory, trainer, history, rng, epochs_done: int, save_bes
     os.replace(directory / f".partial.{OPTIMIZER}", directory / OPTIMIZER)
     save_json(directory / STATE, {
         "config": dataclasses.asdict(trainer.config),
+        "weight_shapes": _weight_shapes(trainer.model),
         "epochs_done": epochs_done,
         "history": dataclasses.asdict(history),
         "rng": rng.bit_generator.state,
@@ -52,7 +58,8 @@ def load_checkpoint(directory, trainer, history, rng) -> int:
     state = load_json(directory / STATE)
     # Settings added since the checkpoint was written count as their defaults.
     saved_config = {**dataclasses.asdict(type(trainer.config)()), **state["config"]}
-    if saved_config != dataclasses.asdict(trainer.config):
+    same_net = state.get("weight_shapes") == _weight_shapes(trainer.model)
+    if saved_config != dataclasses.asdict(trainer.config) or not same_net:
         return 0
     trainer.model.load_weights(directory / WEIGHTS)
     with np.load(directory / OPTIMIZER) as saved:

@@ -35,7 +35,8 @@ LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "fer2013": _load_fer201
 @dataclass
 class CnnConfig:
     widths: tuple[int, ...] = field(default=(32, 64), metadata={"help": "channels per stage"})
-    convs_per_stage: int = field(default=1, metadata={"help": "3x3 convolutions per stage"})
+    convs_per_stage: tuple[int, ...] = field(
+        default=(1,), metadata={"help": "3x3 convolutions per stage: one count for all stages, or one per stage"})
     dense_units: int = field(default=128, metadata={"help": "hidden dense units (0: global average pooling)"})
     dropout_rate: float = field(default=0.25, metadata={"help": "dropout before the dense layers"})
 
@@ -50,7 +51,7 @@ PRESETS = {
                     augment="shift", max_shift=2, jit_compile=False, steps_per_call=50),
     ),
     "cifar10": (
-        CnnConfig(widths=(32, 64, 128), convs_per_stage=2, dense_units=0, dropout_rate=0.1),
+        CnnConfig(widths=(32, 64, 128), convs_per_stage=(1, 2, 2), dense_units=0, dropout_rate=0.1),
         TrainConfig(epochs=7, batch_size=128, optimizer="sgd", momentum=0.9, learning_rate=0.1, weight_decay=5e-4,
                     schedule="cosine", warmup_fraction=0.15, label_smoothing=0.1, augment="flip_shift",
                     max_shift=4, jit_compile=False, steps_per_call=20),
@@ -59,7 +60,7 @@ PRESETS = {
     # epochs within about 40 minutes on 2 CPU cores; the best epoch on PublicTest is kept. Adam: SGD
     # with momentum at lr 0.05 stayed at the majority class (25%) for two epochs here.
     "fer2013": (
-        CnnConfig(widths=(16, 32, 64, 128), convs_per_stage=2, dense_units=256, dropout_rate=0.4),
+        CnnConfig(widths=(16, 32, 64, 128), convs_per_stage=(2,), dense_units=256, dropout_rate=0.4),
         TrainConfig(epochs=12, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=1e-4,
                     schedule="cosine", warmup_fraction=0.05, label_smoothing=0.1, class_balance=0.5,
                     augment="flip_shift", max_shift=4, keep_best=True, jit_compile=False, steps_per_call=20),

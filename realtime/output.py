@@ -1,0 +1,111 @@
+"""What the program shows: one text or JSON line per frame, and boxes, labels and FPS drawn on the frame."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import TapelabError
+from core.fer import EMOTIONS
+from realtime.capture import Frame
+from realtime.recognizer import FaceResult
+
+
+def text_line(frame: Frame, faces: list[FaceResult], fps: float) -> str:
+    found = "; ".join(f"{face.label} {face.confidence:.2f} at x={face.box.x} y={face.box.y} "
+                      f"w={face.box.width} h={face.box.height}" for face in faces)
+    return f"frame {frame.index} t={frame.time:.2f}s fps {fps:.1f}: {found or 'no face'}"
+
+
+def json_line(frame: Frame, faces: list[FaceResult], fps: float, analysed: bool) -> str:
+    return json.dumps({
+        "frame": frame.index, "time": round(frame.time, 4), "fps": round(fps, 2), "analysed": analysed,
+        "faces": [{"label": face.label, "confidence": round(face.confidence, 4),
+                   "box": [face.box.x, face.box.y, face.box.width, face.box.height],
+                   "probabilities": {name: round(float(p), 4) for name, p in zip(EMOTIONS, face.probabilities)}}
+                  for face in faces],
+    })
+
+
+def annotate(image: np.ndarray, faces: list[FaceResult], fps: float) -> np.ndarray:
+    """A copy of the frame with a box and `label confidence` per face and the FPS in the corner."""
+    shown = image.copy()
+    scale = max(0.4, shown.shape[1] / 1200)
+    for face in faces:
+        box = face.box
+        cv2.rectangle(shown, (box.x, box.y), (box.x + box.width, box.y + box.height), (0, 220, 0), 2)
+        caption = f"{face.label} {face.confidence:.0%}"
+        (width, height), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(box.y - height - 8, 0)
+        cv2.rectangle(shown, (box.x, top), (box.x + width + 6, top + height + 8), (0, 220, 0), -1)
+        cv2.putText(shown, caption, (box.x + 3, top + height + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    cv2.putText(shown, f"{fps:.1f} FPS", (8, int(30 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0, 0, 255), 2, cv2.LINE_AA)
+    return shown
+
+
+def display_available() -> bool:
+    """A window can open: on Linux only with an X11 or Wayland display; elsewhere assume a desktop."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Window:
+    """An OpenCV window; `show` returns False once the user pressed `q` or Esc or closed it."""
+
+    def __init__(self, title: str = "tapelab realtime"):
+        self.title = title
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+
+    def show(self, image: np.ndarray) -> bool:
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        return key not in (ord("q"), 27) and not closed
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+
+
+def open_window() -> Window | None:
+    """A window when a display exists; otherwise None and a note on stderr."""
+    if display_available():
+        try:
+            return Window()
+        except cv2.error:
+            pass
+    print("tapelab realtime: no display found; running without a window (--no-window)", file=sys.stderr)
+    return None
+
+
+class VideoOutput:
+    """The annotated stream as a video file (mp4v for .mp4, MJPG otherwise; both ship with opencv-python).
+
+    Frames go to a `.partial.` file that replaces `path` only when closed, so a crash never
+    leaves a broken file where an earlier video was.
+    """
+
+    def __init__(self, path, fps: float, size: tuple[int, int]):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f".partial.{self.path.name}")
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+        self.writer = cv2.VideoWriter(str(self.partial), fourcc, fps, size)
+        if not self.writer.isOpened():
+            raise TapelabError(f"cannot write video {path}; check that its folder exists and use .mp4 or .avi")
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        self.writer.release()
+        if self.frames:
+            os.replace(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)

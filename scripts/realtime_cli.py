@@ -1,0 +1,51 @@
+"""`tapelab realtime`: emotions of the faces in a camera stream, one line per frame."""
+
+from pathlib import Path
+
+
+def cmd_realtime(args) -> int:
+    from realtime.app import RealtimeConfig, run
+
+    window = "off" if args.no_window else "on" if args.window else "auto"
+    config = RealtimeConfig(camera=args.camera, model=args.model, json=args.json, window=window, smooth=args.smooth,
+                            every=args.every, max_frames=args.max_frames, output=args.output,
+                            detect_width=args.detect_width, min_face=args.min_face, retries=args.retries)
+    return run(config)
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_realtime_parser(commands) -> None:
+    parser = commands.add_parser(
+        "realtime", help="classify the faces of a camera stream in real time",
+        description="Read frames from a camera, find the faces (OpenCV Haar cascade), classify their emotion with "
+        "the .h5 model and print one line per frame: frame number, time, FPS, and per face label, confidence and "
+        "box (or 'no face'). Stop with Ctrl-C, q in the window, or at the end of a video file.")
+    parser.add_argument("--camera", default="0",
+                        help="camera index (0), /dev/videoN path, video file or stream URL (default: %(default)s)")
+    parser.add_argument("--model", type=Path, help="emotion .h5 model (default: the shipped models/fer2013_emotion.h5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per frame, for other programs")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--no-window", action="store_true", help="never open a window (default: open one when a "
+                       "display exists)")
+    shown.add_argument("--window", action="store_true", help="always open a window with boxes, labels and FPS")
+    parser.add_argument("--smooth", type=_positive, default=1,
+                        help="average each face's probabilities over its last N analyses (default: %(default)s)")
+    parser.add_argument("--every", type=_positive, default=1,
+                        help="analyse every Nth frame and repeat the result in between (default: %(default)s)")
+    parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames; 0: no limit (default: 0)")
+    parser.add_argument("--output", type=Path, help="save the annotated stream as a video (.mp4 or .avi)")
+    parser.add_argument("--detect-width", type=_positive, default=320,
+                        help="frames are shrunk to this width to find faces; smaller is faster (default: %(default)s)")
+    parser.add_argument("--min-face", type=_positive, default=40,
+                        help="smallest face side in frame pixels (default: %(default)s)")
+    parser.add_argument("--retries", type=int, default=5,
+                        help="read retries before a camera that stopped sending counts as lost (default: %(default)s)")
+    parser.set_defaults(run=cmd_realtime)

@@ -1,0 +1,187 @@
+"""The realtime program on a short video the test writes itself (a face photo and empty frames)."""
+
+import io
+import itertools
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.faces import Box, FaceDetector
+from core.fer import EMOTIONS, preprocess_face
+from realtime import capture
+from realtime.app import RealtimeConfig, run
+from realtime.capture import FrameReader
+from realtime.output import open_window
+from realtime.recognizer import EmotionRecognizer
+from scripts.cli import main
+
+ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
+FACE_FRAMES, EMPTY_FRAMES = 4, 2
+
+
+def _face_frame(shift: int) -> np.ndarray:
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 80 + shift : 560 + shift] = cv2.resize(cv2.imread(str(ASTRONAUT)), (480, 480))
+    return frame
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """Four frames with the astronaut (moving right), then two without a face."""
+    path = tmp_path_factory.mktemp("video") / "faces.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for index in range(FACE_FRAMES):
+        writer.write(_face_frame(8 * index))
+    for _ in range(EMPTY_FRAMES):
+        writer.write(np.full((480, 640, 3), 90, np.uint8))
+    writer.release()
+    return path
+
+
+def _run(video, model_path, **options) -> list[str]:
+    out = io.StringIO()
+    assert run(RealtimeConfig(camera=str(video), model=model_path, window="off", **options), out=out) == 0
+    return out.getvalue().splitlines()
+
+
+def test_one_line_per_frame_with_faces_or_none(video, emotion_model):
+    lines = _run(video, emotion_model[1])
+    assert len(lines) == FACE_FRAMES + EMPTY_FRAMES
+    for index, line in enumerate(lines):
+        assert line.startswith(f"frame {index} t=") and " fps " in line
+    for line in lines[:FACE_FRAMES]:
+        label = line.split(": ", 1)[1].split()[0]
+        assert label in EMOTIONS and " w=" in line
+    assert all(line.endswith("no face") for line in lines[FACE_FRAMES:])
+
+
+def test_json_lines_parse(video, emotion_model):
+    records = [json.loads(line) for line in _run(video, emotion_model[1], json=True)]
+    assert [record["frame"] for record in records] == list(range(FACE_FRAMES + EMPTY_FRAMES))
+    face = records[0]["faces"][0]
+    x, _, width, _ = face["box"]
+    assert 150 < x + width / 2 - 80 < 420 and width > 60  # the astronaut's face, in frame coordinates
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert face["confidence"] == max(face["probabilities"].values())
+    assert records[-1]["faces"] == []
+
+
+def test_max_frames_and_every(video, emotion_model):
+    records = [json.loads(line) for line in _run(video, emotion_model[1], json=True, max_frames=3, every=2)]
+    assert len(records) == 3
+    assert [record["analysed"] for record in records] == [True, False, True]
+    assert records[1]["faces"] == records[0]["faces"]  # repeated between analyses
+
+
+def test_annotated_output_video(video, emotion_model, tmp_path):
+    target = tmp_path / "annotated.avi"
+    _run(video, emotion_model[1], output=target)
+    saved = cv2.VideoCapture(str(target))
+    frames = []
+    while (read := saved.read())[0]:
+        frames.append(read[1])
+    saved.release()
+    assert len(frames) == FACE_FRAMES + EMPTY_FRAMES and frames[0].shape == (480, 640, 3)
+    assert not list(tmp_path.glob(".partial.*"))
+    original = _face_frame(0).astype(int)
+    assert np.abs(frames[0].astype(int) - original).max() > 100  # a box and label were drawn
+
+
+def test_all_faces_in_one_call_preprocessed_as_in_training(emotion_model):
+    model = emotion_model[0]
+    calls = []
+
+    def classify(faces):
+        calls.append(faces)
+        return model(faces, training=False).numpy()
+
+    frame = np.concatenate([cv2.resize(cv2.imread(str(ASTRONAUT)), (320, 320))] * 2, axis=1)
+    faces, analysed = EmotionRecognizer(classify, FaceDetector(detect_width=640)).process(frame)
+    assert analysed and len(faces) == 2 and len(calls) == 1 and calls[0].shape == (2, 48, 48, 1)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(calls[0][0], preprocess_face(faces[0].box.crop(gray)))
+
+
+def test_smoothing_averages_a_face_over_frames():
+    one_hot = iter([np.eye(7)[[0]], np.eye(7)[[3]], np.eye(7)[[3]]])
+    detector = FaceDetector()
+    detector.detect = lambda gray: [Box(10, 10, 50, 50)]
+    recognizer = EmotionRecognizer(lambda faces: next(one_hot), detector, smooth=2)
+    image = np.zeros((100, 100, 3), np.uint8)
+    probabilities = [recognizer.process(image)[0][0].probabilities for _ in range(3)]
+    np.testing.assert_allclose(probabilities[0], np.eye(7)[0])
+    np.testing.assert_allclose(probabilities[1], (np.eye(7)[0] + np.eye(7)[3]) / 2)
+    np.testing.assert_allclose(probabilities[2], np.eye(7)[3])
+
+
+class _Camera:
+    """A fake live camera: `frames` good frames (None: endless), then nothing."""
+
+    def __init__(self, frames=None, delay=0.001):
+        self.frames, self.delay, self.read_count, self.released = frames, delay, 0, False
+
+    def read(self):
+        time.sleep(self.delay)
+        if self.frames is not None and self.read_count >= self.frames:
+            return False, None
+        self.read_count += 1
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def get(self, _):
+        return 0
+
+    def release(self):
+        self.released = True
+
+
+def test_live_reader_drops_stale_frames():
+    camera = _Camera()
+    with FrameReader(camera, live=True) as reader:
+        indices = []
+        for _ in range(5):
+            indices.append(reader.next_frame().index)
+            time.sleep(0.03)  # slow processing
+    assert all(later > earlier + 1 for earlier, later in itertools.pairwise(indices))  # skipped, not queued
+    assert camera.released
+
+
+def test_lost_camera_retries_then_fails_with_nonzero_status(monkeypatch, emotion_model, capsys):
+    camera = _Camera(frames=3)
+    monkeypatch.setattr(capture, "open_capture", lambda source: camera)
+    status = main(["realtime", "--camera", "0", "--model", str(emotion_model[1]), "--no-window", "--retries", "2"])
+    assert status != 0
+    assert "stopped arriving" in capsys.readouterr().err
+    assert camera.released
+
+
+def test_camera_that_cannot_be_opened(emotion_model, tmp_path, capsys):
+    missing = tmp_path / "nothing.mp4"
+    assert main(["realtime", "--camera", str(missing), "--model", str(emotion_model[1]), "--no-window"]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot open camera '{missing}'" in error and "no such device or file" in error
+
+
+def test_wrong_model_fails_before_the_camera_opens(tmp_path, monkeypatch, capsys):
+    from core.models import build_cnn
+
+    wrong = tmp_path / "mnist.h5"
+    build_cnn((28, 28, 1), 10, widths=(4,), dense_units=0).save(wrong)
+    opened = []
+    monkeypatch.setattr(capture, "open_capture", lambda source: opened.append(source))
+    assert main(["realtime", "--model", str(wrong), "--no-window"]) == 2
+    assert "takes inputs of shape (28, 28, 1)" in capsys.readouterr().err and not opened
+
+
+def test_headless_auto_mode_runs_without_window(video, emotion_model, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert open_window() is None
+    assert "no display" in capsys.readouterr().err
+    out = io.StringIO()
+    assert run(RealtimeConfig(camera=str(video), model=emotion_model[1], max_frames=2), out=out) == 0
+    assert len(out.getvalue().splitlines()) == 2
