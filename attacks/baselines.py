@@ -48,7 +48,9 @@ def _loss_gradient(model_fn, x, y, targeted):
         tape.watch(x)
         loss = tf.reduce_sum(tf.keras.losses.categorical_crossentropy(y, model_fn(x)))
         loss = -loss if targeted else loss
-    return tape.gradient(loss, x)
+    # A model without a gradient path (e.g. one that rounds its input) gives zeros, not None: the
+    # attack then shows the masking instead of crashing.
+    return tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
 def _labels(model_fn, x, y):

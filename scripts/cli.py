@@ -18,17 +18,13 @@ from core.config import add_config_arguments, config_from_args
 from core.errors import TapelabError
 from core.io import ensure_writable_dir
 from scripts.fer_cli import add_fer_parser
-from scripts.options import add_training_options
+from scripts.options import DATA_DIR_HELP, add_training_options
 from scripts.realtime_cli import add_realtime_parser
+from scripts.robust_cli import add_robust_parser
 from train.backprop_check import BackpropCheckConfig
 from train.classifier import CnnConfig
 from train.config import TrainConfig
 from train.gradient_flow import GridConfig
-
-DATA_DIR_HELP = (
-    "folder with local data files (for MNIST: mnist.npz or mnist/mnist.npz); "
-    "without it Keras downloads and caches the data set"
-)
 
 
 def cmd_backprop_check(args) -> int:
@@ -87,6 +83,11 @@ def cmd_all(args) -> int:
         sections.append((f"Adversarial examples, {dataset}", f"attack_{dataset}/report.md",
                          ["attack", "--dataset", dataset, "--model", str(model),
                           "--out", str(out / f"attack_{dataset}"), *data_args]))
+        sections.append((f"Adversarial robustness, {dataset}", f"robust_{dataset}/report.md",
+                         ["robust", "--dataset", dataset, "--out", str(args.models), "--results",
+                          str(out / f"robust_{dataset}"), "--attack-results", str(out / f"attack_{dataset}" /
+                                                                                  "results.json"),
+                          *(["--retrain"] if args.retrain else []), *quiet, *data_args]))
     from train.fer import SHIPPED_MODEL
 
     if not SHIPPED_MODEL.exists():
@@ -135,9 +136,10 @@ def cmd_attack(args) -> int:
 
 def _presets():
     from attacks.experiment import PRESETS as ATTACK_PRESETS
+    from attacks.robust_experiment import PRESETS as ROBUST_PRESETS
     from train.classifier import PRESETS as CLASSIFIER_PRESETS
 
-    return {"classifier": CLASSIFIER_PRESETS, "attack": ATTACK_PRESETS}
+    return {"classifier": CLASSIFIER_PRESETS, "attack": ATTACK_PRESETS, "robust": ROBUST_PRESETS}
 
 
 def _apply_preset(parser: argparse.ArgumentParser, argv) -> None:
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.set_defaults(run=cmd_attack)
 
     add_fer_parser(commands)
+    add_robust_parser(commands)
     add_realtime_parser(commands)
 
     everything = commands.add_parser("all", help="the main job: every experiment, then REPORT.md",

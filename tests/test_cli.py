@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -5,7 +6,7 @@ import pytest
 
 from scripts.cli import build_parser, main
 
-SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "all"]
+SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "robust", "realtime", "all"]
 FER_ACTIONS = ["train", "eval", "predict"]
 
 
@@ -80,6 +81,17 @@ def test_classifier_then_attack_end_to_end(mnist_npz, tmp_path, capsys):
     assert status == 0
     assert (tmp_path / "attack" / "grid_adversarial.png").exists()
     assert "| generator | 9 |" in (tmp_path / "attack" / "report.md").read_text()
+    status = main(["robust", "--dataset", "mnist", *data, "--out", str(tmp_path / "models"),
+                   "--results", str(tmp_path / "robust"), "--attack-results", str(tmp_path / "attack" / "results.json"),
+                   "--epochs", "1", "--quiet", "--examples", "16", "--pgd-steps", "2", "--restarts", "2",
+                   "--sweep", "0.3", "--max-rounds", "3"])
+    results = json.loads((tmp_path / "robust" / "results.json").read_text())
+    assert set(results["models"]) == {"standard", "robust"}
+    assert status == (0 if all(m["passed"] for m in results["models"].values()) else 1)
+    assert results["models"]["robust"]["generator"]["pairs"] == 9
+    report = (tmp_path / "robust" / "report.md").read_text()
+    assert "| standard |" in report and "| robust |" in report and "PGD never weaker than FGSM" in report
+    assert (tmp_path / "models" / "mnist_robust.h5").exists() and (tmp_path / "robust" / "grid_robust.png").exists()
 
 
 def test_attack_with_a_missing_model_is_one_line(mnist_npz, tmp_path, capsys):

@@ -2,18 +2,27 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from attacks.robust import RobustConfig, training_perturbation
 from core.errors import ConfigError
 from core.models import build_mlp
 from train.config import TrainConfig
 from train.loop import NonFiniteLossError, fit
 
 FAST = dict(batch_size=16, learning_rate=0.1, steps_per_call=5)
+# The loop's tests run plain and with a training attack plugged in (no random start: deterministic).
+ATTACKS = {"plain": None, "pgd": training_perturbation(RobustConfig(attack="pgd", eps=0.05, pgd_train_steps=2,
+                                                                   random_start=False))}
 
 
-def test_loss_goes_down_on_a_tiny_problem(tiny_digits):
+@pytest.fixture(params=list(ATTACKS))
+def perturb(request):
+    return ATTACKS[request.param]
+
+
+def test_loss_goes_down_on_a_tiny_problem(tiny_digits, perturb):
     d = tiny_digits
     history = fit(build_mlp(2, "tanh"), d.x_train, d.y_train, d.x_test, d.y_test,
-                  TrainConfig(epochs=5, **FAST), progress=False)
+                  TrainConfig(epochs=5, **FAST), progress=False, perturb=perturb)
     losses = [record["train_loss"] for record in history.records]
     assert len(losses) == 5
     assert losses[-1] < 0.5 * losses[0]
@@ -47,12 +56,12 @@ def test_captured_gradient_is_the_tape_gradient(tiny_digits):
     np.testing.assert_allclose(history.layer_gradients[0], expected, rtol=1e-5)
 
 
-def test_short_last_batch_is_trained(tiny_digits):
+def test_short_last_batch_is_trained(tiny_digits, perturb):
     d = tiny_digits
     model = build_mlp(1, "tanh")
     before = [w.numpy().copy() for w in model.trainable_variables]
     history = fit(model, d.x_train[:21], d.y_train[:21], d.x_test, d.y_test,
-                  TrainConfig(epochs=1, **FAST), progress=False)
+                  TrainConfig(epochs=1, **FAST), progress=False, perturb=perturb)
     assert history.final["epoch"] == 1.0
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_variables))
 
@@ -65,17 +74,17 @@ def test_non_finite_loss_stops_with_a_clear_error(tiny_digits):
         fit(build_mlp(2, "tanh"), x, d.y_train, d.x_test, d.y_test, TrainConfig(epochs=1, **FAST), progress=False)
 
 
-def test_mirrored_strategy_gives_the_single_device_result(tiny_digits):
+def test_mirrored_strategy_gives_the_single_device_result(tiny_digits, perturb):
     d = tiny_digits
     config = TrainConfig(epochs=2, capture_gradients=True, **FAST)
     single = build_mlp(3, "lecun", seed=2)
-    single_history = fit(single, d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False)
+    single_history = fit(single, d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False, perturb=perturb)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         mirrored = build_mlp(3, "lecun", seed=2)
     mirrored_history = fit(mirrored, d.x_train, d.y_train, d.x_test, d.y_test, config, strategy=strategy,
-                           progress=False)
+                           progress=False, perturb=perturb)
     for a, b in zip(single.trainable_variables, mirrored.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
     for key in ("train_loss", "test_loss", "test_accuracy"):

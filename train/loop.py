@@ -55,10 +55,15 @@ def _replica_share(*tensors):
 
 
 class Trainer:
-    """Holds the compiled train and test steps of one model; `fit` runs the epochs."""
+    """Holds the compiled train and test steps of one model; `fit` runs the epochs.
 
-    def __init__(self, model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
-        self.model, self.config = model, config
+    `perturb(model, x, y) -> x'`, when given, replaces each (augmented) training batch before the
+    gradient step: with an attack this is adversarial training, in the same loop.
+    """
+
+    def __init__(self, model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
+                 perturb=None):
+        self.model, self.config, self.perturb = model, config, perturb
         self.strategy = strategy or tf.distribute.get_strategy()
         if not self.strategy.extended.variable_created_in_scope(model.trainable_variables[0].value):
             raise ConfigError("build the model inside strategy.scope() of the strategy given to the loop")
@@ -73,6 +78,8 @@ class Trainer:
     def _train_step(self, x, y, seed, global_size):
         x, y = _replica_share(x, y)
         x = augment(x, seed, self.config.augment, self.config.max_shift)
+        if self.perturb is not None:
+            x = tf.stop_gradient(self.perturb(self.model, x, y))
         smoothing = self.config.label_smoothing
         target = y * (1.0 - smoothing) + smoothing / tf.cast(tf.shape(y)[-1], y.dtype)
         with tf.GradientTape() as tape:
@@ -250,7 +257,7 @@ def _next_chunk(batches, start, segment_end, steps_per_call):
 
 
 def fit(model, x_train, y_train, x_test, y_test, config: TrainConfig, strategy=None, name="model", progress=True,
-        checkpoint_dir=None):
+        checkpoint_dir=None, perturb=None):
     """Train `model` with the tape loop; see `Trainer`."""
-    trainer = Trainer(model, config, strategy)
+    trainer = Trainer(model, config, strategy, perturb)
     return trainer.fit(x_train, y_train, x_test, y_test, name=name, progress=progress, checkpoint_dir=checkpoint_dir)

@@ -1,0 +1,135 @@
+"""Adversarial training and its validation: the tape loop with an attack on every batch, robust
+accuracy under FGSM and PGD with restarts, and checks that the robustness is not gradient masking.
+
+- PGD training: Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks", 2018,
+  https://arxiv.org/abs/1706.06083
+- FGSM with a random start: Wong, Rice, Kolter, "Fast is better than free: Revisiting adversarial
+  training", 2020, https://arxiv.org/abs/2001.03994 (one attack step, about twice the cost of plain training)
+"""
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from attacks.baselines import fast_gradient_method, projected_gradient_descent
+from core.errors import ConfigError
+
+TRAINING_ATTACKS = ("pgd", "fgsm_rs")
+
+
+@dataclass
+class RobustConfig:
+    attack: str = field(default="fgsm_rs", metadata={"help": "attack on each training batch: pgd or fgsm_rs"})
+    eps: float = field(default=0.3, metadata={"help": "L-infinity radius to withstand (training and validation)"})
+    pgd_train_steps: int = field(default=7, metadata={"help": "steps of the pgd training attack"})
+    step_size: float = field(default=0.0, metadata={
+        "help": "training attack step; 0: 2.5 eps/steps for pgd (Madry), 1.25 eps for fgsm_rs (Wong et al.)"})
+    random_start: bool = field(default=True, metadata={"help": "start the training attack at a random point"})
+
+    def __post_init__(self):
+        if self.attack not in TRAINING_ATTACKS:
+            raise ConfigError(f"unknown training attack {self.attack!r}; choose one of {', '.join(TRAINING_ATTACKS)}")
+        if self.eps < 0 or self.pgd_train_steps < 1 or self.step_size < 0:
+            raise ConfigError(f"need eps >= 0, pgd_train_steps >= 1 and step_size >= 0, got {self.eps}, "
+                              f"{self.pgd_train_steps}, {self.step_size}")
+
+    @property
+    def steps(self) -> int:
+        return self.pgd_train_steps if self.attack == "pgd" else 1
+
+    @property
+    def attack_step_size(self) -> float:
+        if self.step_size:
+            return self.step_size
+        return 2.5 * self.eps / self.steps if self.attack == "pgd" else 1.25 * self.eps
+
+
+def training_perturbation(config: RobustConfig):
+    """`perturb(model, x, y)` for `Trainer`: (a random start in the eps ball, then) the attack's steps
+    against the model as it trains (training mode, as in both papers)."""
+    def perturb(model, x, y):
+        return projected_gradient_descent(lambda images: model(images, training=True), x, config.eps,
+                                          config.attack_step_size, config.steps, y=y,
+                                          rand_init=config.random_start)
+    return perturb
+
+
+def _batched_correct(model_fn, x, y, attack, batch_size) -> np.ndarray:
+    """Per example: still classified correctly after `attack(model_fn, x, y)` (run as one graph)."""
+    compiled = tf.function(lambda xb, yb: attack(model_fn, xb, yb))
+    correct = []
+    for start in range(0, len(x), batch_size):
+        xb, yb = tf.constant(x[start : start + batch_size]), tf.constant(y[start : start + batch_size])
+        adversarial = compiled(xb, yb)
+        correct.append(np.argmax(model_fn(adversarial).numpy(), -1) == np.argmax(yb.numpy(), -1))
+    return np.concatenate(correct)
+
+
+def pgd_accuracy(model_fn, x, y, eps, steps, restarts=1, batch_size=500) -> float:
+    """Accuracy under L-infinity PGD (step 2.5 eps/steps, random starts): an example counts only if
+    it survives every restart."""
+    def attack(model_fn, xb, yb):
+        return projected_gradient_descent(model_fn, xb, eps, 2.5 * eps / steps, steps, y=yb, rand_init=True)
+
+    survived = np.ones(len(x), bool)
+    for _ in range(restarts):  # each call draws new random starts
+        survived &= _batched_correct(model_fn, x, y, attack, batch_size)
+    return float(survived.mean())
+
+
+def fgsm_accuracy(model_fn, x, y, eps, batch_size=500) -> float:
+    return float(_batched_correct(model_fn, x, y, lambda m, xb, yb: fast_gradient_method(m, xb, eps, y=yb),
+                                  batch_size).mean())
+
+
+def noise_accuracy(model_fn, x, y, eps, batch_size=500) -> float:
+    """Accuracy under random +-eps noise on every pixel (a corner of the ball): what needs no gradient."""
+    def attack(_, xb, yb):
+        noise = eps * tf.sign(tf.random.uniform(tf.shape(xb), -1.0, 1.0))
+        return tf.clip_by_value(xb + noise, 0.0, 1.0)
+    return float(_batched_correct(model_fn, x, y, attack, batch_size).mean())
+
+
+def clean_accuracy(model_fn, x, y, batch_size=500) -> float:
+    return float(_batched_correct(model_fn, x, y, lambda m, xb, yb: xb, batch_size).mean())
+
+
+@dataclass
+class ValidationConfig:
+    pgd_steps: int = field(default=40, metadata={"help": "PGD steps of the validation attack"})
+    restarts: int = field(default=3, metadata={"help": "PGD random restarts (an example must survive all)"})
+    examples: int = field(default=1000, metadata={"help": "test images attacked (the first ones)"})
+    sweep: tuple[float, ...] = field(default=(0.1, 0.2, 0.3, 0.4),
+                                     metadata={"help": "eps values of the accuracy-vs-eps check"})
+    large_eps: float = field(default=0.6, metadata={"help": "at this eps accuracy must be about 0"})
+
+
+def validate(model_fn, x, y, eps: float, config: ValidationConfig) -> dict:
+    """Clean, FGSM and PGD accuracy, and the checks against false robustness (gradient masking):
+    accuracy falls as eps grows and is about 0 at a large eps; more steps and restarts never raise it;
+    PGD is never weaker than FGSM, nor than random noise of the same size."""
+    x, y = x[: config.examples], y[: config.examples]
+    scores = {
+        "clean": clean_accuracy(model_fn, x, y),
+        "fgsm": fgsm_accuracy(model_fn, x, y, eps),
+        "pgd": pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, config.restarts),
+        "random_noise": noise_accuracy(model_fn, x, y, eps),
+    }
+    pgd_one_start = pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, 1)
+    pgd_short = pgd_accuracy(model_fn, x, y, eps, max(1, config.pgd_steps // 4), 1)
+    sweep = {eps: pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, 1) for eps in (*config.sweep, config.large_eps)}
+    curve = [sweep[eps] for eps in sorted(sweep)]
+    noise = 2 / len(x)  # two examples: random starts differ from call to call
+    checks = {
+        "accuracy falls as eps grows": all(b <= a + noise for a, b in itertools.pairwise(curve)),
+        f"about 0 at eps {config.large_eps}": sweep[config.large_eps] <= 0.05,
+        "more PGD steps never raise accuracy": pgd_one_start <= pgd_short + noise,
+        "restarts never raise accuracy": scores["pgd"] <= pgd_one_start + noise,
+        "PGD never weaker than FGSM": scores["pgd"] <= scores["fgsm"] + noise,
+        "PGD never weaker than random noise": scores["pgd"] <= scores["random_noise"] + noise,
+    }
+    return {"scores": scores, "pgd_one_start": pgd_one_start, "pgd_short": pgd_short,
+            "eps_sweep": {str(eps): acc for eps, acc in sweep.items()}, "checks": checks,
+            "passed": all(checks.values()), "examples": len(x), "eps": eps}
