@@ -116,7 +116,8 @@ def _per_stage(convs_per_stage, num_stages: int) -> tuple:
     if len(counts) == 1:
         return counts * num_stages
     if len(counts) != num_stages:
-        raise ConfigError(f"convs_per_stage needs one count or one per stage ({num_stages}), got {convs_per_stage}")
+        raise ConfigError(f"convs_per_stage needs one count or one per stage ({num_stages}), got {convs_per_stage}; "
+                          "pass --convs-per-stage with a matching list")
     return counts
 
 

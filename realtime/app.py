@@ -12,7 +12,7 @@ from pathlib import Path
 from core.faces import FaceDetector
 from realtime.capture import FrameReader, parse_source
 from realtime.output import VideoOutput, annotate, display_available, json_line, open_window, text_line
-from realtime.recognizer import EmotionRecognizer, empty_batch
+from realtime.recognizer import EmotionRecognizer
 from realtime.timing import FpsMeter, StageTimer
 
 
@@ -34,10 +34,9 @@ class RealtimeConfig:
 
 
 def build_recognizer(config: RealtimeConfig, timer: StageTimer) -> EmotionRecognizer:
-    from train.fer import compiled_classifier, load_emotion_model
+    from train.fer import CompiledClassifier, load_emotion_model
 
-    classify = compiled_classifier(load_emotion_model(config.model))
-    classify(empty_batch())  # trace now, not on the first face
+    classify = CompiledClassifier(load_emotion_model(config.model)).warm_up()  # compile now, not on a face
     return EmotionRecognizer(classify, FaceDetector(config.detect_width, config.min_face),
                              smooth=config.smooth, every=config.every, timer=timer)
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from core.faces import Box, FaceDetector
-from core.fer import EMOTIONS, FACE_SIZE, preprocess_face
+from core.fer import EMOTIONS, preprocess_face
 from realtime.timing import StageTimer
 
 
@@ -46,7 +46,7 @@ class _Track:
 
 
 class EmotionRecognizer:
-    """`classify`: faces (n, 48, 48, 1) -> probabilities (n, 7), e.g. `train.fer.compiled_classifier(model)`.
+    """`classify`: faces (n, 48, 48, 1) -> probabilities (n, 7), e.g. `train.fer.CompiledClassifier(model)`.
     `every`: analyse every Nth frame and repeat the last result in between."""
 
     def __init__(self, classify, detector: FaceDetector, smooth: int = 1, every: int = 1,
@@ -90,7 +90,3 @@ class EmotionRecognizer:
         self.tracks = tracks  # faces not seen in this frame are forgotten
         return [FaceResult(track.box, np.mean(track.history, axis=0)) for track in tracks]
 
-
-def empty_batch() -> np.ndarray:
-    """One blank face: a call with it traces the classifier before the camera opens."""
-    return np.zeros((1, FACE_SIZE, FACE_SIZE, 1), np.float32)

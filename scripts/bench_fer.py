@@ -2,8 +2,9 @@
 
     python scripts/bench_fer.py --model models/fer2013_emotion.h5
 
-The model is called directly, not through `predict`: compiled once as a graph (`compiled_classifier`,
-what the realtime program uses) and, for comparison, eagerly; p50 and p95 over many calls after a warm-up.
+The model is called directly, not through `predict`, three ways in one run: as one XLA program
+(`train.fer.CompiledClassifier`, what `fer predict` and the realtime program use), as a plain TensorFlow
+graph, and eagerly; p50 and p95 over many calls after a warm-up, and the ratios.
 """
 
 import argparse
@@ -15,20 +16,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-import tensorflow as tf
 
 from core.io import ensure_writable_dir, save_json, write_atomic
-from train.fer import compiled_classifier, load_emotion_model
+from train.fer import CompiledClassifier, load_emotion_model
 
 
 def latencies_ms(classify, batch_size: int, calls: int) -> np.ndarray:
-    faces = tf.constant(np.random.default_rng(0).random((batch_size, 48, 48, 1), dtype=np.float32))
+    faces = np.random.default_rng(0).random((batch_size, 48, 48, 1), dtype=np.float32)
     for _ in range(20):  # warm-up
         classify(faces)
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        classify(faces).numpy()
+        classify(faces)
         times.append((time.perf_counter() - start) * 1000)
     return np.asarray(times)
 
@@ -43,7 +43,8 @@ def main(argv=None):
     model = load_emotion_model(args.model)
     result = {"command": " ".join(["python", "scripts/bench_fer.py", *sys.argv[1:]]), "calls": args.calls,
               "cpu_count": os.cpu_count()}
-    ways = {"compiled": compiled_classifier(model), "eager": lambda faces: model(faces, training=False)}
+    ways = {"xla": CompiledClassifier(model).warm_up(), "graph": CompiledClassifier(model, jit_compile=False),
+            "eager": lambda faces: model(faces, training=False).numpy()}
     for way, classify in ways.items():
         for batch_size in (1, 4):
             times = latencies_ms(classify, batch_size, args.calls)
@@ -52,6 +53,10 @@ def main(argv=None):
             result[f"{key}_p95_ms"] = float(np.percentile(times, 95))
             print(f"{way}, {batch_size} face(s) per call: p50 {result[f'{key}_p50_ms']:.2f} ms, "
                   f"p95 {result[f'{key}_p95_ms']:.2f} ms")
+    for batch_size in (1, 4):
+        for slower in ("graph", "eager"):
+            result[f"{slower}_over_xla_batch_{batch_size}_p50"] = (result[f"{slower}_batch_{batch_size}_p50_ms"]
+                                                                   / result[f"xla_batch_{batch_size}_p50_ms"])
     save_json(out / "bench_fer.json", result)
     lines = ["# Emotion-classifier latency", "", f"Command: `{result['command']}`", "", "| measure | value |",
              "|---|---|"] + [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |"

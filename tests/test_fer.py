@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
-from train.fer import classification_metrics, load_emotion_model, predict_images
+from train.fer import CompiledClassifier, classification_metrics, load_emotion_model, predict_images
 
 ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
 
@@ -136,8 +136,8 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     _write_folders(tmp_path / "data", per_class=6)
     models, results = tmp_path / "models", tmp_path / "results"
     status = main(["fer", "train", "--data-dir", str(tmp_path / "data"), "--out", str(models), "--results",
-                   str(results), "--epochs", "4", "--widths", "4,8", "--dense-units", "16", "--batch-size", "8",
-                   "--learning-rate", "0.05", "--quiet"])
+                   str(results), "--epochs", "4", "--widths", "4,8", "--convs-per-stage", "1", "--dense-units", "16",
+                   "--batch-size", "8", "--learning-rate", "0.05", "--quiet"])
     assert status == 0
     description = json.loads((models / "fer2013_emotion.json").read_text())
     assert description["labels"] == list(EMOTIONS) and description["input_shape"] == [48, 48, 1]
@@ -152,3 +152,12 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert line.startswith(f"{ASTRONAUT}: ") and "(box x=" in line
     assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "none")]) == 2
     assert "data folder" in capsys.readouterr().err
+
+
+def test_compiled_classifier_matches_the_model_for_any_number_of_faces(emotion_model):
+    model, _ = emotion_model
+    classify = CompiledClassifier(model).warm_up()
+    faces = np.random.default_rng(1).random((11, 48, 48, 1), dtype=np.float32)
+    for count in (0, 1, 3, 8, 11):  # empty, padded to a bucket, exact bucket, several chunks
+        expected = model(faces[:count], training=False).numpy() if count else np.zeros((0, 7))
+        np.testing.assert_allclose(classify(faces[:count]), expected, rtol=1e-4, atol=1e-6)
