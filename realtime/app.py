@@ -29,7 +29,7 @@ class RealtimeConfig:
     max_frames: int = 0  # 0: no limit
     output: Path | None = None
     detect_width: int = 320
-    min_face: int = 40
+    min_face: int = 60
     retries: int = 5
 
 

@@ -2,9 +2,13 @@
 
 from pathlib import Path
 
+from realtime.app import RealtimeConfig
+
+DEFAULTS = RealtimeConfig()
+
 
 def cmd_realtime(args) -> int:
-    from realtime.app import RealtimeConfig, run
+    from realtime.app import run
 
     window = "off" if args.no_window else "on" if args.window else "auto"
     config = RealtimeConfig(camera=args.camera, model=args.model, json=args.json, window=window, smooth=args.smooth,
@@ -28,7 +32,7 @@ def add_realtime_parser(commands) -> None:
         description="Read frames from a camera, find the faces (OpenCV Haar cascade), classify their emotion with "
         "the .h5 model and print one line per frame: frame number, time, FPS, and per face label, confidence and "
         "box (or 'no face'). Stop with Ctrl-C, q in the window, or at the end of a video file.")
-    parser.add_argument("--camera", default="0",
+    parser.add_argument("--camera", default=DEFAULTS.camera,
                         help="camera index (0), /dev/videoN path, video file or stream URL (default: %(default)s)")
     parser.add_argument("--model", type=Path, help="emotion .h5 model (default: the shipped models/fer2013_emotion.h5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per frame, for other programs")
@@ -36,16 +40,18 @@ def add_realtime_parser(commands) -> None:
     shown.add_argument("--no-window", action="store_true", help="never open a window (default: open one when a "
                        "display exists)")
     shown.add_argument("--window", action="store_true", help="always open a window with boxes, labels and FPS")
-    parser.add_argument("--smooth", type=_positive, default=1,
+    parser.add_argument("--smooth", type=_positive, default=DEFAULTS.smooth,
                         help="average each face's probabilities over its last N analyses (default: %(default)s)")
-    parser.add_argument("--every", type=_positive, default=1,
+    parser.add_argument("--every", type=_positive, default=DEFAULTS.every,
                         help="analyse every Nth frame and repeat the result in between (default: %(default)s)")
-    parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames; 0: no limit (default: 0)")
+    parser.add_argument("--max-frames", type=int, default=DEFAULTS.max_frames,
+                        help="stop after N frames; 0: no limit (default: %(default)s)")
     parser.add_argument("--output", type=Path, help="save the annotated stream as a video (.mp4 or .avi)")
-    parser.add_argument("--detect-width", type=_positive, default=320,
+    parser.add_argument("--detect-width", type=_positive, default=DEFAULTS.detect_width,
                         help="frames are shrunk to this width to find faces; smaller is faster (default: %(default)s)")
-    parser.add_argument("--min-face", type=_positive, default=40,
-                        help="smallest face side in frame pixels (default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=5,
+    parser.add_argument("--min-face", type=_positive, default=DEFAULTS.min_face,
+                        help="smallest face side in frame pixels; smaller finds far faces but is slower "
+                        "(default: %(default)s)")
+    parser.add_argument("--retries", type=int, default=DEFAULTS.retries,
                         help="read retries before a camera that stopped sending counts as lost (default: %(default)s)")
     parser.set_defaults(run=cmd_realtime)
