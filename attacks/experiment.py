@@ -164,12 +164,17 @@ def method_summary(results: dict) -> list[dict]:
     return rows
 
 
+def load_saved(out_dir) -> tuple[dict, dict]:
+    """An experiment's `results.json` and the arrays of its `images.npz`."""
+    with np.load(Path(out_dir) / "images.npz") as arrays:
+        images = {key: arrays[key] for key in arrays.files}
+    return load_json(Path(out_dir) / "results.json"), images
+
+
 def write_attack_report(out_dir) -> Path:
     """Tables (CSV, Markdown), grids and report.md, from results.json and images.npz alone."""
     out_dir = Path(out_dir)
-    results = load_json(out_dir / "results.json")
-    with np.load(out_dir / "images.npz") as arrays:
-        images = {key: arrays[key] for key in arrays.files}
+    results, images = load_saved(out_dir)
     names, k = results["class_names"], len(results["class_names"])
     pairs = [p for p in results["pairs"] if p["method"] == "generator"]
     rows = len(pairs) // k

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attacks.experiment import PRESETS as ATTACK_PRESETS
+from attacks.experiment import load_saved
 from attacks.generator import GeneratorConfig, generator_attack
 from attacks.plots import image_grid
 from attacks.robust import RobustConfig, ValidationConfig, validate
@@ -101,9 +102,7 @@ def run_robust_experiment(models: dict, data: ImageData, dataset: str, validatio
 def write_robust_report(out_dir) -> Path:
     """Table, checks and grids (report.md) from results.json and images.npz alone."""
     out_dir = Path(out_dir)
-    results = load_json(out_dir / "results.json")
-    with np.load(out_dir / "images.npz") as arrays:
-        images = {key: arrays[key] for key in arrays.files}
+    results, images = load_saved(out_dir)
     names, k = results["class_names"], len(results["class_names"])
     validation = results["validation"]
     eps = results["robust_training"]["eps"]
