@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from attacks.baselines import fast_gradient_method, projected_gradient_descent
 from core.errors import ConfigError
@@ -106,20 +107,28 @@ class ValidationConfig:
     large_eps: float = field(default=0.6, metadata={"help": "at this eps accuracy must be about 0"})
 
 
-def validate(model_fn, x, y, eps: float, config: ValidationConfig) -> dict:
+def validate(model_fn, x, y, eps: float, config: ValidationConfig, progress: bool = True) -> dict:
     """Clean, FGSM and PGD accuracy, and the checks against false robustness (gradient masking):
     accuracy falls as eps grows and is about 0 at a large eps; more steps and restarts never raise it;
     PGD is never weaker than FGSM, nor than random noise of the same size."""
     x, y = x[: config.examples], y[: config.examples]
+    radii = sorted({*config.sweep, config.large_eps})
+    bar = tqdm(total=6 + len(radii), desc="attacks run", unit="attack", leave=False, disable=not progress)
+
+    def measured(accuracy: float) -> float:
+        bar.update()
+        return accuracy
+
     scores = {
-        "clean": clean_accuracy(model_fn, x, y),
-        "fgsm": fgsm_accuracy(model_fn, x, y, eps),
-        "pgd": pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, config.restarts),
-        "random_noise": noise_accuracy(model_fn, x, y, eps),
+        "clean": measured(clean_accuracy(model_fn, x, y)),
+        "fgsm": measured(fgsm_accuracy(model_fn, x, y, eps)),
+        "pgd": measured(pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, config.restarts)),
+        "random_noise": measured(noise_accuracy(model_fn, x, y, eps)),
     }
-    pgd_one_start = pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, 1)
-    pgd_short = pgd_accuracy(model_fn, x, y, eps, max(1, config.pgd_steps // 4), 1)
-    sweep = {eps: pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, 1) for eps in (*config.sweep, config.large_eps)}
+    pgd_one_start = measured(pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, 1))
+    pgd_short = measured(pgd_accuracy(model_fn, x, y, eps, max(1, config.pgd_steps // 4), 1))
+    sweep = {radius: measured(pgd_accuracy(model_fn, x, y, radius, config.pgd_steps, 1)) for radius in radii}
+    bar.close()
     curve = [sweep[eps] for eps in sorted(sweep)]
     noise = 2 / len(x)  # two examples: random starts differ from call to call
     checks = {

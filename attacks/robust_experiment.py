@@ -72,7 +72,7 @@ def generator_scores(classifier, data: ImageData, indices, targets, config: Gene
 
 def run_robust_experiment(models: dict, data: ImageData, dataset: str, validation: ValidationConfig,
                           generator_config: GeneratorConfig, attack_results_path, out_dir,
-                          robust_config: RobustConfig, training: dict) -> dict:
+                          robust_config: RobustConfig, training: dict, progress: bool = True) -> dict:
     """Validate each of `models` ({"standard": model, "robust": model}); save results and images."""
     out_dir = ensure_writable_dir(out_dir)
     indices, targets = attack_pairs(attack_results_path)
@@ -85,7 +85,7 @@ def run_robust_experiment(models: dict, data: ImageData, dataset: str, validatio
         def model_fn(x, model=model):
             return model(x, training=False)
 
-        checks = validate(model_fn, data.x_test, data.y_test, robust_config.eps, validation)
+        checks = validate(model_fn, data.x_test, data.y_test, robust_config.eps, validation, progress)
         generated, result = generator_scores(model, data, indices, targets, generator_config)
         results["models"][name] = {**checks, "generator": generated,
                                    "generator_confidence": result.target_confidence.tolist()}

@@ -36,7 +36,8 @@ def cmd_robust(args) -> int:
         write_classifier_summary(summary, out)
     training = load_json(robust_path.with_suffix(".json"))
     results = run_robust_experiment({"standard": standard, "robust": load_model_file(robust_path, shape, classes)},
-                                    data, dataset, validation, generator, attack_results, out, robust, training)
+                                    data, dataset, validation, generator, attack_results, out, robust, training,
+                                    progress=not args.quiet)
     print(f"report: {write_robust_report(out)}")
     failed = [name for name, model in results["models"].items() if not model["passed"]]
     if failed:
