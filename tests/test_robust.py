@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.robust import RobustConfig, ValidationConfig, pgd_accuracy, training_perturbation, validate
+from attacks.robust import RobustConfig, TrainingAttack, ValidationConfig, pgd_accuracy, validate
 from core.errors import ConfigError
 from core.models import build_mlp
 from train.config import TrainConfig
 from train.loop import fit
 
 EPS = 0.3
-CONFIG = TrainConfig(epochs=20, batch_size=32, optimizer="adam", learning_rate=5e-3, steps_per_call=8)
+# At lr 5e-3 and 20 epochs FGSM training swung between runs (robust PGD accuracy 0.16 to 1.0 over 4
+# seeds); at 2e-3 and 30 epochs it reached 1.0 on all 4.
+CONFIG = TrainConfig(epochs=30, batch_size=32, optimizer="adam", learning_rate=2e-3, steps_per_call=8)
 CHECKS = ValidationConfig(pgd_steps=10, restarts=2, examples=64, sweep=(0.1, 0.2, 0.3), large_eps=0.6)
 
 
@@ -29,7 +31,7 @@ def models():
     x_train, y_train, x_test, y_test = make_digits(512, 64)
     data = ImageData(x_train[..., None].astype(np.float32) / 255, one_hot(y_train, 10),
                      x_test[..., None].astype(np.float32) / 255, one_hot(y_test, 10), class_names=tuple("0123456789"))
-    robust = training_perturbation(RobustConfig(attack="fgsm_rs", eps=EPS))
+    robust = TrainingAttack(RobustConfig(attack="fgsm_rs", eps=EPS))
     return data, _train(data, None), _train(data, robust)
 
 
@@ -37,7 +39,7 @@ def test_adversarial_training_raises_robust_accuracy(models):
     data, standard, robust = models
     standard_pgd = pgd_accuracy(standard, data.x_test, data.y_test, EPS, steps=10, restarts=2)
     robust_pgd = pgd_accuracy(robust, data.x_test, data.y_test, EPS, steps=10, restarts=2)
-    assert standard_pgd < 0.2 and robust_pgd > 0.4  # measured: 0.0 and 0.58
+    assert standard_pgd < 0.2 and robust_pgd > 0.4
 
 
 def test_honest_models_pass_the_masking_checks(models):
