@@ -47,14 +47,19 @@ class RobustConfig:
         return 2.5 * self.eps / self.steps if self.attack == "pgd" else 1.25 * self.eps
 
 
-def training_perturbation(config: RobustConfig):
+@dataclass(frozen=True)
+class TrainingAttack:
     """`perturb(model, x, y)` for `Trainer`: (a random start in the eps ball, then) the attack's steps
-    against the model as it trains (training mode, as in both papers)."""
-    def perturb(model, x, y):
+    against the model as it trains (training mode, as in both papers). Its repr names every setting,
+    so a checkpoint made with another attack is not resumed."""
+
+    config: RobustConfig
+
+    def __call__(self, model, x, y):
+        config = self.config
         return projected_gradient_descent(lambda images: model(images, training=True), x, config.eps,
                                           config.attack_step_size, config.steps, y=y,
                                           rand_init=config.random_start)
-    return perturb
 
 
 def _batched_correct(model_fn, x, y, attack, batch_size) -> np.ndarray:

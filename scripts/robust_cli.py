@@ -13,7 +13,7 @@ from train.config import TrainConfig
 
 
 def cmd_robust(args) -> int:
-    from attacks.robust import training_perturbation
+    from attacks.robust import TrainingAttack
     from attacks.robust_experiment import attack_pairs, run_robust_experiment, write_robust_report
     from core.io import load_json
     from core.models import load_model_file
@@ -32,7 +32,7 @@ def cmd_robust(args) -> int:
     robust_path = ensure_writable_dir(args.out) / f"{dataset}_robust.h5"
     if args.retrain or not robust_path.exists():
         summary = train_classifier(dataset, data, cnn, train_config, args.out, progress=not args.quiet,
-                                   model_name=f"{dataset}_robust", perturb=training_perturbation(robust))
+                                   model_name=f"{dataset}_robust", perturb=TrainingAttack(robust))
         write_classifier_summary(summary, out)
     training = load_json(robust_path.with_suffix(".json"))
     results = run_robust_experiment({"standard": standard, "robust": load_model_file(robust_path, shape, classes)},

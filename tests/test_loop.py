@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.robust import RobustConfig, training_perturbation
+from attacks.robust import RobustConfig, TrainingAttack
 from core.errors import ConfigError
 from core.models import build_mlp
 from train.config import TrainConfig
@@ -10,7 +10,7 @@ from train.loop import NonFiniteLossError, fit
 
 FAST = dict(batch_size=16, learning_rate=0.1, steps_per_call=5)
 # The loop's tests run plain and with a training attack plugged in (no random start: deterministic).
-ATTACKS = {"plain": None, "pgd": training_perturbation(RobustConfig(attack="pgd", eps=0.05, pgd_train_steps=2,
+ATTACKS = {"plain": None, "pgd": TrainingAttack(RobustConfig(attack="pgd", eps=0.05, pgd_train_steps=2,
                                                                    random_start=False))}
 
 

@@ -5,8 +5,10 @@ import pytest
 import tensorflow as tf
 
 import train.loop as loop
+from attacks.robust import RobustConfig, TrainingAttack
 from core.models import build_mlp
 from train.augment import augment, random_flip, random_shift
+from train.checkpoint import load_checkpoint
 from train.config import TrainConfig, make_optimizer
 
 
@@ -79,6 +81,24 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_digits, tmp_path,
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([r["test_loss"] for r in expected.records],
                                [r["test_loss"] for r in resumed.records], rtol=1e-5)
+
+
+def test_checkpoint_of_another_net_or_attack_is_not_resumed(tiny_digits, tmp_path):
+    d = tiny_digits
+    config = TrainConfig(epochs=1, batch_size=32, steps_per_call=4)
+    fgsm = TrainingAttack(RobustConfig(attack="fgsm_rs", eps=0.1))
+    loop.fit(build_mlp(1, "tanh"), d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False,
+             checkpoint_dir=tmp_path, perturb=fgsm)
+
+    def resumable(model, perturb):
+        trainer = loop.Trainer(model, config, perturb=perturb)
+        trainer._build_optimizer(1)
+        return load_checkpoint(tmp_path, trainer, loop.History(layer_names=[]), np.random.default_rng(0))
+
+    assert resumable(build_mlp(1, "tanh"), TrainingAttack(RobustConfig(attack="fgsm_rs", eps=0.1))) == 1
+    assert resumable(build_mlp(1, "tanh"), TrainingAttack(RobustConfig(attack="pgd", eps=0.1))) == 0
+    assert resumable(build_mlp(1, "tanh"), None) == 0
+    assert resumable(build_mlp(2, "tanh"), fgsm) == 0
 
 
 def test_keep_best_ends_with_the_best_epoch(tiny_digits):

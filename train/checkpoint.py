@@ -25,9 +25,11 @@ def _save_weights(model, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _weight_shapes(model) -> list:
-    """The architecture's fingerprint: a checkpoint of another net is not resumed."""
-    return [list(weight.shape) for weight in model.weights]
+def _fingerprint(trainer) -> dict:
+    """What besides the config makes a run: the architecture and the training perturbation (by repr;
+    a perturbation without a stable repr, such as a lambda, never matches, so it starts afresh)."""
+    return {"weight_shapes": [list(weight.shape) for weight in trainer.model.weights],
+            "perturb": None if trainer.perturb is None else repr(trainer.perturb)}
 
 
 def save_checkpoint(directory, trainer, history, rng, epochs_done: int, save_best: bool = False) -> None:
@@ -42,7 +44,7 @@ def save_checkpoint(directory, trainer, history, rng, epochs_done: int, save_bes
     os.replace(directory / f".partial.{OPTIMIZER}", directory / OPTIMIZER)
     save_json(directory / STATE, {
         "config": dataclasses.asdict(trainer.config),
-        "weight_shapes": _weight_shapes(trainer.model),
+        "fingerprint": _fingerprint(trainer),
         "epochs_done": epochs_done,
         "history": dataclasses.asdict(history),
         "rng": rng.bit_generator.state,
@@ -58,8 +60,7 @@ def load_checkpoint(directory, trainer, history, rng) -> int:
     state = load_json(directory / STATE)
     # Settings added since the checkpoint was written count as their defaults.
     saved_config = {**dataclasses.asdict(type(trainer.config)()), **state["config"]}
-    same_net = state.get("weight_shapes") == _weight_shapes(trainer.model)
-    if saved_config != dataclasses.asdict(trainer.config) or not same_net:
+    if saved_config != dataclasses.asdict(trainer.config) or state.get("fingerprint") != _fingerprint(trainer):
         return 0
     trainer.model.load_weights(directory / WEIGHTS)
     with np.load(directory / OPTIMIZER) as saved:
