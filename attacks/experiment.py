@@ -68,7 +68,8 @@ def choose_sources(classifier, data: ImageData, config: AttackConfig) -> np.ndar
     return np.asarray(chosen)
 
 
-def _distances(adversarial, sources):
+def distances(adversarial, sources):
+    """Per pair: L2 and L-infinity distance."""
     difference = (adversarial - sources).reshape(len(sources), -1)
     return np.sqrt((difference**2).sum(axis=1)), np.abs(difference).max(axis=1)
 
@@ -122,7 +123,7 @@ def run_attack_experiment(classifier, data: ImageData, dataset: str, config: Att
     pairs = []
     for method, (images, seconds) in methods.items():
         confidence, predicted = _target_confidence(classifier, images, targets)
-        l2, linf = _distances(images, sources)
+        l2, linf = distances(images, sources)
         for index in range(len(sources)):
             pairs.append({
                 "method": method, "source_index": int(source_indices[index // num_classes]),

@@ -117,8 +117,8 @@ def validate(model_fn, x, y, eps: float, config: ValidationConfig, progress: boo
     accuracy falls as eps grows and is about 0 at a large eps; more steps and restarts never raise it;
     PGD is never weaker than FGSM, nor than random noise of the same size."""
     x, y = x[: config.examples], y[: config.examples]
-    radii = sorted({*config.sweep, config.large_eps})
-    bar = tqdm(total=6 + len(radii), desc="attacks run", unit="attack", leave=False, disable=not progress)
+    radii = sorted({*config.sweep, eps, config.large_eps})
+    bar = tqdm(total=5 + len(radii), desc="attacks run", unit="attack", leave=False, disable=not progress)
 
     def measured(accuracy: float) -> float:
         bar.update()
@@ -130,11 +130,10 @@ def validate(model_fn, x, y, eps: float, config: ValidationConfig, progress: boo
         "pgd": measured(pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, config.restarts)),
         "random_noise": measured(noise_accuracy(model_fn, x, y, eps)),
     }
-    pgd_one_start = measured(pgd_accuracy(model_fn, x, y, eps, config.pgd_steps, 1))
     pgd_short = measured(pgd_accuracy(model_fn, x, y, eps, max(1, config.pgd_steps // 4), 1))
     sweep = {radius: measured(pgd_accuracy(model_fn, x, y, radius, config.pgd_steps, 1)) for radius in radii}
     bar.close()
-    curve = [sweep[eps] for eps in sorted(sweep)]
+    pgd_one_start, curve = sweep[eps], list(sweep.values())
     noise = 2 / len(x)  # two examples: random starts differ from call to call
     checks = {
         "accuracy falls as eps grows": all(b <= a + noise for a, b in itertools.pairwise(curve)),

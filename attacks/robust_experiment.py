@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attacks.experiment import PRESETS as ATTACK_PRESETS
-from attacks.experiment import load_saved
+from attacks.experiment import distances, load_saved
 from attacks.generator import GeneratorConfig, generator_attack
 from attacks.plots import image_grid
 from attacks.robust import RobustConfig, ValidationConfig, validate
@@ -63,7 +63,7 @@ def generator_scores(classifier, data: ImageData, indices, targets, config: Gene
     sources = data.x_test[indices]
     result = generator_attack(classifier, sources, targets, config)
     non_trivial = targets != data.y_test[indices].argmax(axis=1)
-    l2 = np.sqrt(((result.images - sources) ** 2).reshape(len(sources), -1).sum(axis=1))
+    l2, _ = distances(result.images, sources)
     won = result.success & non_trivial
     return {"success_rate": float(won.sum() / non_trivial.sum()),
             "median_l2": float(np.median(l2[won])) if won.any() else float("nan"),
@@ -128,7 +128,7 @@ def write_robust_report(out_dir) -> Path:
         confidence = np.asarray(model["generator_confidence"]).reshape(rows, k)
         cells = np.concatenate([images["sources"].reshape(rows, k, *shape)[:, :1],
                                 images[name].reshape(rows, k, *shape)], axis=1)
-        titles = [["source"] + [f"{names[t]} {c:.2f}" for t, c in zip(range(k), confidence[r])] for r in range(rows)]
+        titles = [["source"] + [f"{names[t]} {c:.2f}" for t, c in enumerate(confidence[r])] for r in range(rows)]
         path = image_grid(cells, titles, out_dir / f"grid_{name}.png",
                           f"Generator attack against the {name} model (title: target class, its confidence)")
         grids += [f"![{name}]({Path(path).name})", ""]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.faces import FaceDetector
 from realtime.capture import FrameReader, parse_source
-from realtime.output import VideoOutput, annotate, display_available, json_line, open_window, text_line
+from realtime.output import VideoOutput, annotate, json_line, open_window, text_line
 from realtime.recognizer import EmotionRecognizer
 from realtime.timing import FpsMeter, StageTimer
 
@@ -45,7 +45,7 @@ def run(config: RealtimeConfig, out=sys.stdout, timer: StageTimer | None = None)
     """Process frames until the source ends, `max_frames` is reached or the user stops; 0 on success."""
     timer = timer or StageTimer()
     recognizer = build_recognizer(config, timer)
-    window = open_window() if config.window == "on" or (config.window == "auto" and display_available()) else None
+    window = None if config.window == "off" else open_window(force=config.window == "on")
     video = None
     meter = FpsMeter()
     count = 0

@@ -72,9 +72,9 @@ class Window:
         cv2.destroyWindow(self.title)
 
 
-def open_window() -> Window | None:
-    """A window when a display exists; otherwise None and a note on stderr."""
-    if display_available():
+def open_window(force: bool = False) -> Window | None:
+    """A window when a display exists (or when forced); otherwise None and a note on stderr."""
+    if force or display_available():
         try:
             return Window()
         except cv2.error:

@@ -57,7 +57,7 @@ PRESETS = {
                     max_shift=4, jit_compile=False, steps_per_call=20),
     ),
     # FER2013: 48x48 grey faces, 7 classes, disgust 15x rarer than happiness. One conv at 48x48 (the
-    # costliest resolution on a CPU) buys more epochs: 28 epochs fit in about 90 minutes on 2 cores;
+    # costliest resolution on a CPU) buys more epochs: 28 epochs took 67 minutes on 2 cores (measured);
     # the best epoch on PublicTest is kept. Adam: SGD with momentum at lr 0.05 stayed at the majority
     # class (25%) for two epochs here.
     "fer2013": (
