@@ -52,7 +52,7 @@ PRESETS = {
     ),
     "cifar10": (
         CnnConfig(widths=(32, 64, 128), convs_per_stage=(1, 2, 2), dense_units=0, dropout_rate=0.1),
-        TrainConfig(epochs=7, batch_size=128, optimizer="sgd", momentum=0.9, learning_rate=0.1, weight_decay=5e-4,
+        TrainConfig(epochs=8, batch_size=128, optimizer="sgd", momentum=0.9, learning_rate=0.1, weight_decay=5e-4,
                     schedule="cosine", warmup_fraction=0.15, label_smoothing=0.1, augment="flip_shift",
                     max_shift=4, jit_compile=False, steps_per_call=20),
     ),
