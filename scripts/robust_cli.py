@@ -49,8 +49,8 @@ def cmd_robust(args) -> int:
 def add_robust_parser(commands) -> None:
     robust = commands.add_parser(
         "robust", help="adversarially trained CNN against the standard one",
-        description="Train the data set's CNN with an attack on every batch (PGD, or FGSM with a random start), "
-        "then validate it and the standard model side by side: clean, FGSM and PGD accuracy, checks against "
+        description="Train the data set's CNN with an attack on every batch (PGD, FGSM with a random start, or "
+        "N-FGSM), then validate it and the standard model side by side: clean, FGSM and PGD accuracy, checks against "
         "gradient masking, and the generator attack on the adversarial experiment's pairs. The robust model is "
         "trained once and reused (--retrain trains it again); an interrupted training resumes. Defaults are the "
         "data set's preset.")

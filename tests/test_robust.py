@@ -73,3 +73,19 @@ def test_step_sizes_follow_the_papers():
     assert RobustConfig(attack="fgsm_rs", eps=0.3).attack_step_size == pytest.approx(0.375)
     assert RobustConfig(attack="pgd", eps=0.3, pgd_train_steps=10).attack_step_size == pytest.approx(0.075)
     assert RobustConfig(attack="fgsm_rs").steps == 1
+    assert RobustConfig(attack="nfgsm", eps=0.3).attack_step_size == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("attack", ["fgsm_rs", "nfgsm"])
+def test_training_attacks_stay_in_their_range(models, attack):
+    """FGSM-RS is projected onto the eps ball; N-FGSM is not: noise 2 eps plus a step of eps."""
+    data, _, _ = models
+    model = build_mlp(1, "relu", units=16, seed=0)
+    x, y = tf.constant(data.x_test), tf.constant(data.y_test)
+    adversarial = TrainingAttack(RobustConfig(attack=attack, eps=EPS))(model, x, y).numpy()
+    reach = np.abs(adversarial - data.x_test).max()
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    if attack == "fgsm_rs":
+        assert reach <= EPS + 1e-6
+    else:
+        assert 2 * EPS < reach <= 3 * EPS + 1e-6
