@@ -24,20 +24,26 @@ from core.data import ImageData
 from core.errors import ConfigError
 from core.io import ensure_writable_dir, load_json, save_json, write_atomic
 from train.classifier import PRESETS as CLASSIFIER_PRESETS
+from train.classifier import CnnConfig
 
 
-def _robust_training(dataset: str, **changes):
-    """The standard model's architecture and schedule (a fair comparison), with `changes`."""
-    cnn, train = CLASSIFIER_PRESETS[dataset]
-    return cnn, dataclasses.replace(train, **changes)
+def _robust_training(dataset: str, cnn=None, **changes):
+    """The standard model's schedule with `changes`; its architecture unless `cnn` is given."""
+    standard_cnn, train = CLASSIFIER_PRESETS[dataset]
+    return cnn or standard_cnn, dataclasses.replace(train, **changes)
 
 
-# FGSM with a random start (Wong et al.): one attack step per batch, the budget this CPU allows.
+# MNIST: the small stride-2 net, learning rate and FGSM-RS step of Wong et al. (2020): on the standard
+# net with its schedule, FGSM-RS reached 38.4% under PGD-40 (FGSM 92.3%: a weak-gradient model), and
+# N-FGSM's noise of 0.6 kept clean accuracy at 87% after 4 epochs (both measured).
+# CIFAR-10: FGSM with a random start on the standard net, the budget this CPU allows.
 # Validation at the issue's radii: MNIST eps 0.3 with 40-step PGD, CIFAR-10 eps 8/255 with 20 steps.
 PRESETS = {
     "mnist": (
-        *_robust_training("mnist", epochs=10, augment="none", warmup_fraction=0.1),
-        RobustConfig(attack="fgsm_rs", eps=0.3),
+        *_robust_training("mnist", CnnConfig(widths=(16, 32), convs_per_stage=(1,), dense_units=100,
+                                             dropout_rate=0.0, kernel_size=4, batch_norm=False, downsample="stride"),
+                          epochs=10, batch_size=100, learning_rate=5e-3, augment="none", warmup_fraction=0.4),
+        RobustConfig(attack="pgd", eps=0.3, pgd_train_steps=10, eps_ramp=0.3),
         ValidationConfig(pgd_steps=40, restarts=3, sweep=(0.1, 0.2, 0.3, 0.4), large_eps=0.6),
         ATTACK_PRESETS["mnist"][1],
     ),

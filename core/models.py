@@ -67,11 +67,16 @@ def build_cnn(
     std=None,
     seed: int = 0,
     name: str = "cnn",
+    kernel_size: int = 3,
+    batch_norm: bool = True,
+    downsample: str = "pool",
 ) -> keras.Model:
-    """A VGG-style CNN: per stage `convs_per_stage` x (3x3 conv, batch norm, ReLU), then 2x2 max pooling.
+    """A VGG-style CNN: per stage `convs_per_stage` x (conv, batch norm, ReLU), then 2x2 max pooling.
 
     `convs_per_stage` is one count for every stage or one count per stage: on CPUs the first,
     full-resolution stage costs most, so a single convolution there buys a deeper rest for less.
+    `downsample="stride"` halves the resolution with the stage's first convolution (stride 2) instead
+    of pooling after it: the small, cheap nets that adversarial training on MNIST uses (Wong et al. 2020).
 
     The model takes pixels in [0, 1] and standardises them itself with the per-channel `mean` and
     `std` of the training set, so attacks work in pixel space and the `.h5` file is self-contained.
@@ -80,6 +85,8 @@ def build_cnn(
     counts = _per_stage(convs_per_stage, len(widths))
     if not widths or min(widths) < 1 or min(counts) < 1:
         raise ConfigError(f"widths must be positive and convs_per_stage >= 1, got {widths}, {convs_per_stage}")
+    if downsample not in ("pool", "stride"):
+        raise ConfigError(f"downsample must be pool or stride, got {downsample!r}")
     initializer_seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     inputs = keras.Input(shape=input_shape)
     x = inputs
@@ -87,13 +94,17 @@ def build_cnn(
         x = keras.layers.Normalization(mean=list(mean), variance=[s**2 for s in std], name="standardise")(x)
     for stage, (width, count) in enumerate(zip(widths, counts)):
         for conv in range(count):
+            strides = 2 if downsample == "stride" and conv == 0 else 1
             x = keras.layers.Conv2D(
-                width, 3, padding="same", use_bias=False, name=f"conv{stage + 1}_{conv + 1}",
+                width, kernel_size, strides=strides, padding="same", use_bias=not batch_norm,
+                name=f"conv{stage + 1}_{conv + 1}",
                 kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)),
             )(x)
-            x = keras.layers.BatchNormalization(name=f"bn{stage + 1}_{conv + 1}")(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(name=f"bn{stage + 1}_{conv + 1}")(x)
             x = keras.layers.ReLU()(x)
-        x = keras.layers.MaxPooling2D(name=f"pool{stage + 1}")(x)
+        if downsample == "pool":
+            x = keras.layers.MaxPooling2D(name=f"pool{stage + 1}")(x)
     if dense_units:
         x = keras.layers.Flatten()(x)
         x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds))(x)

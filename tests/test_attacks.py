@@ -120,3 +120,18 @@ def test_model_file_errors(tmp_path):
     build_cnn((8, 8, 1), 10, widths=(4,), dense_units=0).save(tmp_path / "small.h5")
     with pytest.raises(TapelabError, match=r"takes inputs of shape \(8, 8, 1\), but this needs \(28, 28, 1\)"):
         load_model_file(tmp_path / "small.h5", (28, 28, 1), 10)
+
+
+def test_cnn_downsamples_by_pooling_or_by_stride():
+    """The stride-2 form (no pooling, no batch norm) gives the same feature-map sizes with fewer layers."""
+    pooled = build_cnn((28, 28, 1), 10, widths=(4, 8), convs_per_stage=1, dense_units=0)
+    strided = build_cnn((28, 28, 1), 10, widths=(4, 8), convs_per_stage=1, dense_units=0, kernel_size=4,
+                        batch_norm=False, downsample="stride")
+    assert pooled.get_layer("conv2_1").output.shape[1:3] == (14, 14)
+    assert strided.get_layer("conv2_1").output.shape[1:3] == (7, 7)
+    assert strided.get_layer("conv1_1").kernel.shape == (4, 4, 1, 4)
+    kinds = {type(layer).__name__ for layer in strided.layers}
+    assert "BatchNormalization" not in kinds and "MaxPooling2D" not in kinds
+    assert strided(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="downsample must be pool or stride"):
+        build_cnn((28, 28, 1), 10, downsample="average")

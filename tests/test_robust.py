@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.robust import RobustConfig, TrainingAttack, ValidationConfig, pgd_accuracy, validate
+from attacks.robust import RobustConfig, TrainingAttack, ValidationConfig, masking_checks, pgd_accuracy, validate
 from core.errors import ConfigError
 from core.models import build_mlp
 from train.config import TrainConfig
@@ -60,6 +60,26 @@ def test_checks_flag_a_model_that_rounds_its_input(models):
     assert result["scores"]["clean"] > 0.8
     assert not result["passed"]
     assert not result["checks"]["about 0 at eps 0.6"]
+
+
+def test_eps_ramp_grows_the_attack_with_training_progress(models):
+    data, _, _ = models
+    model = build_mlp(1, "relu", units=16, seed=0)
+    x, y = tf.constant(data.x_test), tf.constant(data.y_test)
+    attack = TrainingAttack(RobustConfig(attack="pgd", eps=EPS, pgd_train_steps=3, eps_ramp=0.5))
+    reach = [np.abs(attack(model, x, y, tf.constant(progress)).numpy() - data.x_test).max()
+             for progress in (0.0, 0.25, 0.75)]
+    assert reach[0] == 0
+    assert EPS / 4 < reach[1] <= EPS / 2 + 1e-6
+    assert reach[2] == pytest.approx(EPS, abs=1e-6)
+
+
+def test_checks_flag_catastrophic_overfitting():
+    """Scores measured on MNIST after FGSM-RS overfitted: FGSM accuracy above clean, PGD at 0."""
+    scores = {"clean": 0.912, "fgsm": 1.0, "pgd": 0.0, "random_noise": 0.752}
+    sweep = {0.1: 0.02, 0.2: 0.0, 0.3: 0.0, 0.4: 0.0, 0.6: 0.0}
+    checks = masking_checks(scores, sweep, pgd_short=0.0, eps=0.3, large_eps=0.6, examples=1000)
+    assert [name for name, ok in checks.items() if not ok] == ["attacks never raise accuracy above clean"]
 
 
 def test_bad_robust_settings_are_rejected():

@@ -39,6 +39,10 @@ class CnnConfig:
         default=(1,), metadata={"help": "3x3 convolutions per stage: one count for all stages, or one per stage"})
     dense_units: int = field(default=128, metadata={"help": "hidden dense units (0: global average pooling)"})
     dropout_rate: float = field(default=0.25, metadata={"help": "dropout before the dense layers"})
+    kernel_size: int = field(default=3, metadata={"help": "side of the square convolution kernels"})
+    batch_norm: bool = field(default=True, metadata={"help": "batch normalisation after each convolution"})
+    downsample: str = field(default="pool", metadata={
+        "help": "pool: 2x2 max pooling after each stage; stride: the stage's first convolution has stride 2"})
 
 
 # MNIST: a small net reaches >= 99.2% in a few epochs. CIFAR-10: the largest VGG-style net

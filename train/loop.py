@@ -57,8 +57,9 @@ def _replica_share(*tensors):
 class Trainer:
     """Holds the compiled train and test steps of one model; `fit` runs the epochs.
 
-    `perturb(model, x, y) -> x'`, when given, replaces each (augmented) training batch before the
-    gradient step: with an attack this is adversarial training, in the same loop.
+    `perturb(model, x, y, progress) -> x'`, when given, replaces each (augmented) training batch before
+    the gradient step: with an attack this is adversarial training, in the same loop. `progress` is the
+    share of the training steps done (a scalar tensor in [0, 1]), for attacks that ramp up.
     """
 
     def __init__(self, model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
@@ -71,6 +72,7 @@ class Trainer:
         self.optimizer = None  # built by the first fit, when the number of steps is known
         with self.strategy.scope():
             self.class_weights = tf.Variable(tf.ones(model.output_shape[-1]), trainable=False, name="class_weights")
+            self.total_steps = tf.Variable(1.0, trainable=False, name="total_steps")
         jit = config.jit_compile and self.strategy.num_replicas_in_sync == 1
         self._run_train_steps = tf.function(self._train_steps, jit_compile=jit, autograph=False)
         self._run_test_batch = tf.function(self._test_batch, jit_compile=jit, autograph=False)
@@ -79,7 +81,8 @@ class Trainer:
         x, y = _replica_share(x, y)
         x = augment(x, seed, self.config.augment, self.config.max_shift)
         if self.perturb is not None:
-            x = tf.stop_gradient(self.perturb(self.model, x, y))
+            progress = tf.minimum(1.0, tf.cast(self.optimizer.iterations, tf.float32) / self.total_steps)
+            x = tf.stop_gradient(self.perturb(self.model, x, y, progress))
         smoothing = self.config.label_smoothing
         target = y * (1.0 - smoothing) + smoothing / tf.cast(tf.shape(y)[-1], y.dtype)
         with tf.GradientTape() as tape:
@@ -135,6 +138,7 @@ class Trainer:
         x_train, y_train = tf.constant(x_train), tf.constant(y_train)
         steps_per_epoch = math.ceil(int(x_train.shape[0]) / config.batch_size)
         self._build_optimizer(config.epochs * steps_per_epoch)
+        self.total_steps.assign(config.epochs * steps_per_epoch)
         self.class_weights.assign(_class_weights(y_train.numpy(), config.class_balance))
         history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
         rng = np.random.default_rng(config.seed)
