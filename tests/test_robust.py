@@ -1,5 +1,7 @@
 """Adversarial training and the checks against false robustness, on tiny synthetic digits."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -72,6 +74,16 @@ def test_eps_ramp_grows_the_attack_with_training_progress(models):
     assert reach[0] == 0
     assert EPS / 4 < reach[1] <= EPS / 2 + 1e-6
     assert reach[2] == pytest.approx(EPS, abs=1e-6)
+
+
+def test_pgd_training_with_an_eps_ramp_becomes_robust(models):
+    """Without the ramp this PGD training sat at one class (robust accuracy 0.125 on 2 seeds, measured)."""
+    data, _, _ = models
+    attack = TrainingAttack(RobustConfig(attack="pgd", eps=EPS, pgd_train_steps=5, eps_ramp=0.3))
+    model = build_mlp(1, "relu", units=64, seed=0)
+    fit(model, data.x_train, data.y_train, data.x_test, data.y_test, dataclasses.replace(CONFIG, epochs=10),
+        progress=False, perturb=attack)
+    assert pgd_accuracy(lambda x: model(x, training=False), data.x_test, data.y_test, EPS, steps=10) > 0.8
 
 
 def test_checks_flag_catastrophic_overfitting():
