@@ -122,7 +122,8 @@ def clean_accuracy(model_fn, x, y, batch_size=500) -> float:
 class ValidationConfig:
     pgd_steps: int = field(default=40, metadata={"help": "PGD steps of the validation attack"})
     restarts: int = field(default=3, metadata={"help": "PGD random restarts (an example must survive all)"})
-    examples: int = field(default=1000, metadata={"help": "test images attacked (the first ones)"})
+    examples: int = field(default=1000, metadata={
+        "help": "test images attacked, drawn at random with seed 0 (folder-read test sets are sorted by class)"})
     sweep: tuple[float, ...] = field(default=(0.1, 0.2, 0.3, 0.4),
                                      metadata={"help": "eps values of the accuracy-vs-eps check"})
     large_eps: float = field(default=0.6, metadata={"help": "at this eps accuracy must be about 0"})
@@ -132,7 +133,8 @@ def validate(model_fn, x, y, eps: float, config: ValidationConfig, progress: boo
     """Clean, FGSM and PGD accuracy, and the checks against false robustness (gradient masking):
     no attack raises accuracy above clean; accuracy falls as eps grows and is about 0 at a large eps;
     more steps and restarts never raise it; PGD is never weaker than FGSM, nor than random noise."""
-    x, y = x[: config.examples], y[: config.examples]
+    sample = np.random.default_rng(0).permutation(len(x))[: config.examples]
+    x, y = x[sample], y[sample]
     radii = sorted({*config.sweep, eps, config.large_eps})
     bar = tqdm(total=5 + len(radii), desc="attacks run", unit="attack", leave=False, disable=not progress)
 

@@ -139,8 +139,8 @@ def write_robust_report(out_dir) -> Path:
                           f"Generator attack against the {name} model (title: target class, its confidence)")
         grids += [f"![{name}]({Path(path).name})", ""]
     text = [f"# Adversarial robustness on {results['dataset']}", "", f"Produced by `{results['command']}`.", "",
-            f"L-infinity eps {eps:.4g} on the first {first['examples']} test images; the generator attack "
-            f"(confidence {results['generator']['confidence']}) on the pairs of the adversarial experiment. "
+            f"L-infinity eps {eps:.4g} on {first['examples']} test images drawn at random (seed 0); the generator "
+            f"attack (confidence {results['generator']['confidence']}) on the pairs of the adversarial experiment. "
             f"Training attack: {results['robust_training']}; "
             f"training time {results['training'].get('train_seconds', 0):.0f} s.",
             "", *table, "", "## Checks against false robustness (gradient masking)", "", *checks, "",
