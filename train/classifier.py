@@ -36,7 +36,7 @@ LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "fer2013": _load_fer201
 class CnnConfig:
     widths: tuple[int, ...] = field(default=(32, 64), metadata={"help": "channels per stage"})
     convs_per_stage: tuple[int, ...] = field(
-        default=(1,), metadata={"help": "3x3 convolutions per stage: one count for all stages, or one per stage"})
+        default=(1,), metadata={"help": "convolutions per stage: one count for all stages, or one per stage"})
     dense_units: int = field(default=128, metadata={"help": "hidden dense units (0: global average pooling)"})
     dropout_rate: float = field(default=0.25, metadata={"help": "dropout before the dense layers"})
     kernel_size: int = field(default=3, metadata={"help": "side of the square convolution kernels"})

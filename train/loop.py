@@ -137,8 +137,9 @@ class Trainer:
         config = self.config
         x_train, y_train = tf.constant(x_train), tf.constant(y_train)
         steps_per_epoch = math.ceil(int(x_train.shape[0]) / config.batch_size)
-        self._build_optimizer(config.epochs * steps_per_epoch)
-        self.total_steps.assign(config.epochs * steps_per_epoch)
+        total_steps = config.epochs * steps_per_epoch
+        self._build_optimizer(total_steps)
+        self.total_steps.assign(total_steps)
         self.class_weights.assign(_class_weights(y_train.numpy(), config.class_balance))
         history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
         rng = np.random.default_rng(config.seed)
