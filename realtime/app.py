@@ -34,9 +34,10 @@ class RealtimeConfig:
 
 
 def build_recognizer(config: RealtimeConfig, timer: StageTimer) -> EmotionRecognizer:
-    from train.fer import CompiledClassifier, load_emotion_model
+    from core.lite import LiteModel
+    from train.fer import load_emotion_model
 
-    classify = CompiledClassifier(load_emotion_model(config.model)).warm_up()  # compile now, not on a face
+    classify = LiteModel(load_emotion_model(config.model))  # converted and allocated now, not on a face
     return EmotionRecognizer(classify, FaceDetector(config.detect_width, config.min_face),
                              smooth=config.smooth, every=config.every, timer=timer)
 

@@ -46,7 +46,7 @@ class _Track:
 
 
 class EmotionRecognizer:
-    """`classify`: faces (n, 48, 48, 1) -> probabilities (n, 7), e.g. `train.fer.CompiledClassifier(model)`.
+    """`classify`: faces (n, 48, 48, 1) -> probabilities (n, 7), e.g. `core.lite.LiteModel(model)`.
     `every`: analyse every Nth frame and repeat the last result in between."""
 
     def __init__(self, classify, detector: FaceDetector, smooth: int = 1, every: int = 1,

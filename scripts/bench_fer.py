@@ -2,9 +2,10 @@
 
     python scripts/bench_fer.py --model models/fer2013_emotion.h5
 
-The model is called directly, not through `predict`, three ways in one run: as one XLA program
-(`train.fer.CompiledClassifier`, what `fer predict` and the realtime program use), as a plain TensorFlow
-graph, and eagerly; p50 and p95 over many calls after a warm-up, and the ratios.
+The model is called directly, not through `predict`, several ways in one run: by LiteRT on two threads
+(`core.lite.LiteModel`, what `fer predict` and the realtime program use) and on one, as one XLA program,
+as a plain TensorFlow graph, and eagerly; p50 and p95 over many calls after a warm-up, and each way's p50
+over the LiteRT p50.
 """
 
 import argparse
@@ -16,9 +17,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+import tensorflow as tf
 
 from core.io import ensure_writable_dir, save_json, write_atomic
-from train.fer import CompiledClassifier, load_emotion_model
+from core.lite import LiteModel
+from train.fer import load_emotion_model
+
+
+def tensorflow_call(model, jit_compile: bool):
+    call = tf.function(lambda faces: model(faces, training=False), jit_compile=jit_compile)
+    return lambda faces: call(faces).numpy()
 
 
 def latencies_ms(classify, batch_size: int, calls: int) -> np.ndarray:
@@ -43,7 +51,8 @@ def main(argv=None):
     model = load_emotion_model(args.model)
     result = {"command": " ".join(["python", "scripts/bench_fer.py", *sys.argv[1:]]), "calls": args.calls,
               "cpu_count": os.cpu_count()}
-    ways = {"xla": CompiledClassifier(model).warm_up(), "graph": CompiledClassifier(model, jit_compile=False),
+    ways = {"litert": LiteModel(model), "litert_1_thread": LiteModel(model, threads=1),
+            "xla": tensorflow_call(model, jit_compile=True), "graph": tensorflow_call(model, jit_compile=False),
             "eager": lambda faces: model(faces, training=False).numpy()}
     for way, classify in ways.items():
         for batch_size in (1, 4):
@@ -54,9 +63,9 @@ def main(argv=None):
             print(f"{way}, {batch_size} face(s) per call: p50 {result[f'{key}_p50_ms']:.2f} ms, "
                   f"p95 {result[f'{key}_p95_ms']:.2f} ms")
     for batch_size in (1, 4):
-        for slower in ("graph", "eager"):
-            result[f"{slower}_over_xla_batch_{batch_size}_p50"] = (result[f"{slower}_batch_{batch_size}_p50_ms"]
-                                                                   / result[f"xla_batch_{batch_size}_p50_ms"])
+        for way in list(ways)[1:]:
+            result[f"{way}_over_litert_batch_{batch_size}_p50"] = (result[f"{way}_batch_{batch_size}_p50_ms"]
+                                                                   / result[f"litert_batch_{batch_size}_p50_ms"])
     save_json(out / "bench_fer.json", result)
     lines = ["# Emotion-classifier latency", "", f"Command: `{result['command']}`", "", "| measure | value |",
              "|---|---|"] + [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |"

@@ -7,7 +7,8 @@ import pytest
 
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
-from train.fer import CompiledClassifier, classification_metrics, load_emotion_model, predict_images
+from core.lite import LiteModel
+from train.fer import classification_metrics, load_emotion_model, predict_images
 
 ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
 
@@ -154,10 +155,10 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert "data folder" in capsys.readouterr().err
 
 
-def test_compiled_classifier_matches_the_model_for_any_number_of_faces(emotion_model):
+def test_litert_classifier_matches_the_model_for_any_number_of_faces(emotion_model):
     model, _ = emotion_model
-    classify = CompiledClassifier(model).warm_up()
+    classify = LiteModel(model, max_batch=8)
     faces = np.random.default_rng(1).random((11, 48, 48, 1), dtype=np.float32)
-    for count in (0, 1, 3, 8, 11):  # empty, padded to a bucket, exact bucket, several chunks
+    for count in (0, 1, 3, 8, 11):  # empty, one, some, the largest interpreter, two chunks
         expected = model(faces[:count], training=False).numpy() if count else np.zeros((0, 7))
         np.testing.assert_allclose(classify(faces[:count]), expected, rtol=1e-4, atol=1e-6)

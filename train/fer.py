@@ -14,6 +14,7 @@ from core.errors import DataError
 from core.faces import FaceDetector
 from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face
 from core.io import save_figure, save_json, write_atomic
+from core.lite import LiteModel
 from core.models import load_model_file
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -38,41 +39,6 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
 
 def load_emotion_model(path=None):
     return load_model_file(path or SHIPPED_MODEL, (FACE_SIZE, FACE_SIZE, 1), len(EMOTIONS))
-
-
-class CompiledClassifier:
-    """`model(faces, training=False)` as one XLA program: an eager Keras call spends milliseconds walking
-    the layers in Python (measured in `scripts/bench_fer.py`: about 12x slower for one face; XLA and a plain
-    graph are within noise for one face, XLA about 10% faster for four).
-
-    XLA compiles once per batch shape, so faces are padded to 1, 2, 4 or 8 (more go in chunks of 8),
-    and `warm_up` compiles all four before the first frame: no stall when a second face appears.
-    """
-
-    BUCKETS = (1, 2, 4, 8)
-
-    def __init__(self, model, jit_compile: bool = True):
-        import tensorflow as tf
-
-        spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
-        self._call = tf.function(lambda faces: model(faces, training=False), input_signature=[spec],
-                                 jit_compile=jit_compile)
-
-    def __call__(self, faces) -> np.ndarray:
-        """Probabilities (n, 7) for faces (n, 48, 48, 1)."""
-        faces = np.asarray(faces, np.float32)
-        chunks = []
-        for start in range(0, len(faces), self.BUCKETS[-1]):
-            chunk = faces[start : start + self.BUCKETS[-1]]
-            padded = np.zeros((next(b for b in self.BUCKETS if b >= len(chunk)), *chunk.shape[1:]), np.float32)
-            padded[: len(chunk)] = chunk
-            chunks.append(self._call(padded).numpy()[: len(chunk)])
-        return np.concatenate(chunks) if chunks else np.zeros((0, len(EMOTIONS)), np.float32)
-
-    def warm_up(self) -> "CompiledClassifier":
-        for size in self.BUCKETS:
-            self._call(np.zeros((size, FACE_SIZE, FACE_SIZE, 1), np.float32))
-        return self
 
 
 def classification_metrics(true_labels: np.ndarray, predicted: np.ndarray) -> dict:
@@ -147,7 +113,7 @@ def write_evaluation(metrics: dict, out_dir, command: str) -> Path:
 def predict_images(model, paths, detector: FaceDetector | None = None) -> list[dict]:
     """Per image, per face: label, confidence and box. A 48x48 image is taken as the face itself."""
     detector = detector or FaceDetector()
-    classify = CompiledClassifier(model)
+    classify = LiteModel(model)
     results = []
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
