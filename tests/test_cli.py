@@ -106,3 +106,16 @@ def test_unknown_dataset_is_rejected(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["attack", "--dataset", "svhn"])
     assert exit_info.value.code == 2 and "invalid choice: 'svhn'" in capsys.readouterr().err
+
+
+def test_all_index_only_lists_the_existing_reports_and_runs_nothing(tmp_path, capsys):
+    (tmp_path / "attack_mnist").mkdir()
+    (tmp_path / "attack_mnist" / "report.md").write_text("# attack\n")
+    (tmp_path / "backprop_check.md").write_text("# check\n")
+    assert main(["all", "--out", str(tmp_path), "--models", str(tmp_path / "models"), "--index-only"]) == 0
+    index = (tmp_path / "REPORT.md").read_text()
+    assert "](backprop_check.md): `tapelab backprop-check" in index
+    assert "](attack_mnist/report.md): `tapelab attack --dataset mnist" in index
+    assert "gradient_flow" not in index and "robust_" not in index  # their reports do not exist
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "attack_mnist", "backprop_check.md"]
+    assert "== tapelab" not in capsys.readouterr().out
