@@ -110,3 +110,22 @@ def test_keep_best_ends_with_the_best_epoch(tiny_digits):
     assert history.best_epoch == int(np.argmax(accuracies)) + 1
     final_accuracy = loop.Trainer(model, config).evaluate(d.x_test, d.y_test)[1]
     assert final_accuracy == pytest.approx(max(accuracies))
+
+
+def test_evaluation_time_is_kept_apart_from_training_time(tiny_digits, monkeypatch):
+    """Each test-set evaluation takes 100 s on a fake clock that stands still otherwise."""
+    d = tiny_digits
+    clock = [0.0]
+    real_evaluate = loop.Trainer.evaluate
+
+    def slow_evaluate(self, x, y, batch_size=1000):
+        clock[0] += 100.0
+        return real_evaluate(self, x, y, batch_size)
+
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(loop.Trainer, "evaluate", slow_evaluate)
+    config = TrainConfig(epochs=2, batch_size=32, evals_per_epoch=2)
+    history = loop.fit(build_mlp(1, "tanh"), d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False)
+    assert len(history.records) == 4
+    assert history.eval_seconds == pytest.approx(400.0)
+    assert history.train_seconds == pytest.approx(0.0)

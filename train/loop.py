@@ -37,7 +37,8 @@ class History:
     records: list = field(default_factory=list)
     layer_gradients: list = field(default_factory=list)
     layer_names: list = field(default_factory=list)
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # wall time of the run less eval_seconds
+    eval_seconds: float = 0.0  # spent evaluating the test set for the learning curve
     best_epoch: int = 0  # 1-based epoch of best test accuracy
 
     @property
@@ -149,13 +150,13 @@ class Trainer:
         best_weights = self._saved_best_weights(checkpoint_dir) if first_epoch and config.keep_best else None
         if probe and first_epoch == 0:
             history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
-        start_time = time.perf_counter() - history.train_seconds
+        start_time = time.perf_counter() - history.train_seconds - history.eval_seconds
         for epoch in range(first_epoch, config.epochs):
             batches = _epoch_batches(rng.permutation(int(x_train.shape[0])), config.batch_size)
-            history.records += self._train_epoch(x_train, y_train, x_test, y_test, batches, epoch, name, progress)
+            self._train_epoch(x_train, y_train, x_test, y_test, batches, epoch, name, progress, history)
             if probe:
                 history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
-            history.train_seconds = time.perf_counter() - start_time
+            history.train_seconds = time.perf_counter() - start_time - history.eval_seconds
             improved = history.final["test_accuracy"] > max(
                 (r["test_accuracy"] for r in history.records[:-1] if r["epoch"] == int(r["epoch"])), default=-1.0)
             if improved:
@@ -169,13 +170,14 @@ class Trainer:
             self.model.set_weights(best_weights)
         return history
 
-    def _train_epoch(self, x_train, y_train, x_test, y_test, batches, epoch, name, progress) -> list[dict]:
-        """One pass over `batches`; a learning-curve record after each of `evals_per_epoch` segments."""
+    def _train_epoch(self, x_train, y_train, x_test, y_test, batches, epoch, name, progress, history) -> None:
+        """One pass over `batches`; a learning-curve record (and its evaluation time) added to `history`
+        after each of `evals_per_epoch` segments."""
         config, steps_per_epoch = self.config, len(batches)
         segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
         bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{config.epochs}", unit="step",
                    leave=False, disable=not progress)
-        records, step = [], 0
+        step = 0
         with bar:
             for segment_end in segment_ends:
                 totals, seen = np.zeros(2), 0
@@ -194,11 +196,12 @@ class Trainer:
                         )
                     bar.update(num_steps)
                     bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.4f}")
+                eval_start = time.perf_counter()
                 test_loss, test_accuracy = self.evaluate(x_test, y_test)
-                records.append({"epoch": epoch + step / steps_per_epoch, "train_loss": totals[0] / seen,
+                history.eval_seconds += time.perf_counter() - eval_start
+                history.records.append({"epoch": epoch + step / steps_per_epoch, "train_loss": totals[0] / seen,
                                 "train_accuracy": totals[1] / seen, "test_loss": test_loss,
                                 "test_accuracy": test_accuracy})
-        return records
 
     def _saved_best_weights(self, checkpoint_dir):
         """The best epoch's weights from a checkpoint, leaving the model's own weights as they are."""
