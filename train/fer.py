@@ -31,7 +31,8 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
         "labels": list(EMOTIONS),
         "input_shape": [FACE_SIZE, FACE_SIZE, 1],
         "preprocessing": PREPROCESSING,
-        "training": {key: summary[key] for key in ("command", "train", "cnn", "best_epoch", "train_seconds")},
+        "training": {key: summary[key]
+                     for key in ("command", "train", "cnn", "best_epoch", "train_seconds", "eval_seconds")},
         "metrics": metrics,
     }
     return save_json(Path(model_path).with_suffix(".json"), description)
