@@ -200,8 +200,8 @@ class Trainer:
                 test_loss, test_accuracy = self.evaluate(x_test, y_test)
                 history.eval_seconds += time.perf_counter() - eval_start
                 history.records.append({"epoch": epoch + step / steps_per_epoch, "train_loss": totals[0] / seen,
-                                "train_accuracy": totals[1] / seen, "test_loss": test_loss,
-                                "test_accuracy": test_accuracy})
+                                        "train_accuracy": totals[1] / seen, "test_loss": test_loss,
+                                        "test_accuracy": test_accuracy})
 
     def _saved_best_weights(self, checkpoint_dir):
         """The best epoch's weights from a checkpoint, leaving the model's own weights as they are."""
