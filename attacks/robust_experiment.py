@@ -19,7 +19,7 @@ from attacks.experiment import PRESETS as ATTACK_PRESETS
 from attacks.experiment import distances, load_saved
 from attacks.generator import GeneratorConfig, generator_attack
 from attacks.plots import image_grid
-from attacks.robust import RobustConfig, ValidationConfig, validate
+from attacks.robust import SIGN_TEST_Z, RobustConfig, ValidationConfig, validate
 from core.data import ImageData
 from core.errors import ConfigError
 from core.io import ensure_writable_dir, load_json, save_json, write_atomic
@@ -103,10 +103,16 @@ def run_robust_experiment(models: dict, data: ImageData, dataset: str, validatio
         print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in checks["scores"].items())
               + f", generator success {generated['success_rate']:.1%}, median L2 {generated['median_l2']:.3f}; "
               + ("checks passed" if checks["passed"] else "CHECKS FAILED: " + ", ".join(
-                  k for k, ok in checks["checks"].items() if not ok)), flush=True)
+                  k for k, check in checks["checks"].items() if not check["passed"])), flush=True)
     save_json(out_dir / "results.json", results)
     np.savez_compressed(out_dir / "images.npz", **images)
     return results
+
+
+def _verdict(check: dict) -> str:
+    if check["passed"]:
+        return f"pass ({check['excess']} <= {check['allowance']:.1f})"
+    return f"**FAIL** ({check['excess']} > {check['allowance']:.1f})"
 
 
 def write_robust_report(out_dir) -> Path:
@@ -125,8 +131,8 @@ def write_robust_report(out_dir) -> Path:
     checks = ["| check | " + " | ".join(results["models"]) + " |", "|---|" + "---|" * len(results["models"])]
     first = next(iter(results["models"].values()))
     for check in first["checks"]:
-        checks.append(f"| {check} | " + " | ".join("pass" if m["checks"][check] else "**FAIL**"
-                                                   for m in results["models"].values()) + " |")
+        checks.append(f"| {check} | " + " | ".join(_verdict(m["checks"][check]) for m in results["models"].values())
+                      + " |")
     sweep = ["| eps | " + " | ".join(results["models"]) + " |", "|---|" + "---|" * len(results["models"])]
     for radius in first["eps_sweep"]:
         sweep.append(f"| {float(radius):.4g} | " + " | ".join(f"{m['eps_sweep'][radius]:.2%}"
@@ -147,6 +153,10 @@ def write_robust_report(out_dir) -> Path:
             f"attack (confidence {results['generator']['confidence']}) on the pairs of the adversarial experiment. "
             f"Training attack: {results['robust_training']}; "
             f"training time {results['training'].get('train_seconds', 0):.0f} s.",
-            "", *table, "", "## Checks against false robustness (gradient masking)", "", *checks, "",
+            "", *table, "", "## Checks against false robustness (gradient masking)", "",
+            "Each cell: the excess in examples (for instance, how many more survive the stronger attack than the "
+            "weaker one) and the allowance it is held to: a paired sign test over the examples on which the two "
+            f"attacks disagree, {SIGN_TEST_Z:g} standard deviations (`attacks.robust.masking_checks`); at the "
+            "large eps, 5% of the examples.", "", *checks, "",
             "PGD accuracy as eps grows (one start):", "", *sweep, "", "## Generator-built examples", "", *grids]
     return write_atomic(out_dir / "report.md", "\n".join(text))

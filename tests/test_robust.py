@@ -61,7 +61,7 @@ def test_checks_flag_a_model_that_rounds_its_input(models):
     result = validate(masked, data.x_test, data.y_test, EPS, CHECKS)
     assert result["scores"]["clean"] > 0.8
     assert not result["passed"]
-    assert not result["checks"]["about 0 at eps 0.6"]
+    assert not result["checks"]["about 0 at eps 0.6"]["passed"]
 
 
 def test_eps_ramp_grows_the_attack_with_training_progress(models):
@@ -86,12 +86,38 @@ def test_pgd_training_with_an_eps_ramp_becomes_robust(models):
     assert pgd_accuracy(lambda x: model(x, training=False), data.x_test, data.y_test, EPS, steps=10) > 0.8
 
 
+def _survivors(count, examples=1000, offset=0):
+    """Per-example correctness: `count` survivors starting at example `offset`."""
+    correct = np.zeros(examples, bool)
+    correct[offset:offset + count] = True
+    return correct
+
+
 def test_checks_flag_catastrophic_overfitting():
     """Scores measured on MNIST after FGSM-RS overfitted: FGSM accuracy above clean, PGD at 0."""
-    scores = {"clean": 0.912, "fgsm": 1.0, "pgd": 0.0, "random_noise": 0.752}
-    sweep = {0.1: 0.02, 0.2: 0.0, 0.3: 0.0, 0.4: 0.0, 0.6: 0.0}
-    checks = masking_checks(scores, sweep, pgd_short=0.0, eps=0.3, large_eps=0.6, examples=1000)
-    assert [name for name, ok in checks.items() if not ok] == ["attacks never raise accuracy above clean"]
+    survived = {"clean": _survivors(912), "fgsm": _survivors(1000), "pgd": _survivors(0),
+                "random_noise": _survivors(752)}
+    sweep = {0.1: _survivors(20), 0.2: _survivors(0), 0.3: _survivors(0), 0.4: _survivors(0), 0.6: _survivors(0)}
+    checks = masking_checks(survived, sweep, pgd_short=_survivors(0), eps=0.3, large_eps=0.6)
+    assert [name for name, check in checks.items() if not check["passed"]] == [
+        "attacks never raise accuracy above clean"]
+    assert checks["attacks never raise accuracy above clean"]["excess"] == 88
+
+
+@pytest.mark.parametrize(("only_long", "only_short", "passes"), [(22, 18, True), (3, 0, True), (40, 0, False)])
+def test_more_steps_check_is_a_paired_sign_test(only_long, only_short, passes):
+    """940 examples survive both PGD-10 and PGD-40; the rest split as given. Random starts make equally
+    strong attacks disagree both ways; masking spares examples one way only."""
+    both = 940
+    short = _survivors(both + only_short)
+    long = _survivors(both) | _survivors(only_long, offset=both + only_short)
+    survived = {"clean": _survivors(1000), "fgsm": _survivors(990), "pgd": long, "random_noise": _survivors(995)}
+    sweep = {0.3: long, 0.6: _survivors(0)}
+    check = masking_checks(survived, sweep, pgd_short=short, eps=0.3, large_eps=0.6)[
+        "more PGD steps never raise accuracy"]
+    assert check["excess"] == only_long - only_short
+    assert check["allowance"] == pytest.approx(3 * np.sqrt(only_long + only_short), abs=0.01)
+    assert check["passed"] is passes
 
 
 def test_bad_robust_settings_are_rejected():

@@ -67,8 +67,8 @@ PRESETS = {
     # the best epoch on PublicTest is kept. Adam: SGD with momentum at lr 0.05 stayed at the majority
     # class (25%) for two epochs here.
     "fer2013": (
-        CnnConfig(widths=(16, 32, 64, 128), convs_per_stage=(1, 2, 2, 2), dense_units=256, dropout_rate=0.3),
-        TrainConfig(epochs=28, batch_size=128, optimizer="adam", learning_rate=1e-3, weight_decay=1e-4,
+        CnnConfig(widths=(16, 32, 64, 128), convs_per_stage=(1, 2, 2, 2), dense_units=1024, dropout_rate=0.2),
+        TrainConfig(epochs=36, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=1e-4,
                     schedule="cosine", warmup_fraction=0.05, label_smoothing=0.1, class_balance=0.3,
                     augment="flip_shift", max_shift=4, keep_best=True, jit_compile=False, steps_per_call=20),
     ),
