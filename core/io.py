@@ -23,13 +23,21 @@ def ensure_writable_dir(path) -> Path:
     return path
 
 
+def _new_file_mode() -> int:
+    """What `open` would give a new file under the current umask (mkstemp's own mode is 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path, data: bytes | str) -> Path:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
+    """Write to a temporary file beside `path`, then rename it over `path`, with the mode a plain write gives."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(handle, _new_file_mode())
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(payload)
         os.replace(temp_name, path)
