@@ -1,4 +1,5 @@
 import csv
+import json
 from pathlib import Path
 
 import cv2
@@ -8,7 +9,7 @@ import pytest
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
 from core.lite import LiteModel
-from train.fer import classification_metrics, load_emotion_model, predict_images
+from train.fer import SHIPPED_MODEL, classification_metrics, load_emotion_model, predict_images
 
 ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
 
@@ -115,6 +116,18 @@ def test_h5_round_trip_gives_identical_predictions(emotion_model):
     model, path = emotion_model
     faces = np.stack([preprocess_face(_face(label, 3)) for label in range(7)])
     np.testing.assert_array_equal(load_emotion_model(path)(faces).numpy(), model(faces).numpy())
+
+
+def test_shipped_model_loads_and_its_description_matches_the_committed_evaluation():
+    """A fresh clone classifies faces without training: the committed model loads with the product's input,
+    stays within 10 MB, and its JSON states the labels in order and the PublicTest score in results/fer."""
+    description = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    evaluation = json.loads((SHIPPED_MODEL.parent.parent / "results" / "fer" / "eval_test.json").read_text())
+    assert description["labels"] == list(EMOTIONS) and description["input_shape"] == [48, 48, 1]
+    assert description["metrics"]["test"]["accuracy"] == pytest.approx(evaluation["accuracy"])
+    assert SHIPPED_MODEL.stat().st_size <= 10 * 2**20
+    probabilities = load_emotion_model()(np.stack([preprocess_face(_face(label, 0)) for label in range(7)])).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
 
 
 def test_predict_finds_the_face_in_a_photo_and_takes_a_crop_as_is(emotion_model, tmp_path):
