@@ -70,6 +70,7 @@ def build_cnn(
     kernel_size: int = 3,
     batch_norm: bool = True,
     downsample: str = "pool",
+    crop_margin: int = 0,
 ) -> keras.Model:
     """A VGG-style CNN: per stage `convs_per_stage` x (conv, batch norm, ReLU), then 2x2 max pooling.
 
@@ -77,6 +78,9 @@ def build_cnn(
     full-resolution stage costs most, so a single convolution there buys a deeper rest for less.
     `downsample="stride"` halves the resolution with the stage's first convolution (stride 2) instead
     of pooling after it: the small, cheap nets that adversarial training on MNIST uses (Wong et al. 2020).
+    `crop_margin` > 0 cuts that many pixels off every border before the first convolution: trained on
+    inputs shifted by up to the margin, the net sees random crops (the shift's zero fill is cut away)
+    and at inference the centre crop, while its input stays the full image.
 
     The model takes pixels in [0, 1] and standardises them itself with the per-channel `mean` and
     `std` of the training set, so attacks work in pixel space and the `.h5` file is self-contained.
@@ -85,6 +89,9 @@ def build_cnn(
     counts = _per_stage(convs_per_stage, len(widths))
     if not widths or min(widths) < 1 or min(counts) < 1:
         raise ConfigError(f"widths must be positive and convs_per_stage >= 1, got {widths}, {convs_per_stage}")
+    if crop_margin < 0 or 2 * crop_margin >= min(input_shape[:2]):
+        raise ConfigError(f"crop_margin must be >= 0 and leave pixels of the {tuple(input_shape[:2])} input, "
+                          f"got {crop_margin}")
     if downsample not in ("pool", "stride"):
         raise ConfigError(f"downsample must be pool or stride, got {downsample!r}")
     initializer_seeds = iter(range(seed * 1000, seed * 1000 + 1000))
@@ -92,6 +99,8 @@ def build_cnn(
     x = inputs
     if mean is not None:
         x = keras.layers.Normalization(mean=list(mean), variance=[s**2 for s in std], name="standardise")(x)
+    if crop_margin:
+        x = keras.layers.Cropping2D(crop_margin, name="centre_crop")(x)
     for stage, (width, count) in enumerate(zip(widths, counts)):
         for conv in range(count):
             strides = 2 if downsample == "stride" and conv == 0 else 1

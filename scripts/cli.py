@@ -95,6 +95,8 @@ def cmd_all(args) -> int:
     elif args.data_dir:  # FER2013 has no download: evaluate the shipped model only where the data is
         sections.append(("FER2013 emotion classifier (shipped model), PublicTest", "fer/eval_test.md",
                          ["fer", "eval", "--data", str(args.data_dir), "--out", str(out / "fer")]))
+        sections.append(("FER2013 emotion classifier, PublicTest, ten-crop averaging", "fer/eval_test_tta.md",
+                         ["fer", "eval", "--data", str(args.data_dir), "--out", str(out / "fer"), "--tta"]))
     status = 0
     for _, _, command in [] if args.index_only else sections:
         print(f"== tapelab {' '.join(command)}", flush=True)

@@ -33,7 +33,7 @@ def cmd_fer_eval(args) -> int:
     from train.fer import evaluate_split, load_emotion_model, write_evaluation
 
     model = load_emotion_model(args.model)
-    metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad)
+    metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta)
     report = write_evaluation(metrics, ensure_writable_dir(args.out), " ".join(["tapelab", *sys.argv[1:]]))
     print(report.read_text())
     return 0
@@ -76,6 +76,9 @@ def add_fer_parser(commands) -> None:
     fer_eval.add_argument("--split", choices=["train", "test", "private"], default="test",
                           help="test = PublicTest, private = PrivateTest (CSV or a private/ folder)")
     fer_eval.add_argument("--skip-bad", action="store_true", help="skip malformed rows or images, and count them")
+    fer_eval.add_argument("--tta", action="store_true",
+                          help="average each face over its centre and corner crops and their mirror images "
+                          "(10 model calls per face; the report is eval_SPLIT_tta.md)")
     fer_eval.add_argument("--out", type=Path, default=Path("results/fer"), help="folder for the report")
     fer_eval.set_defaults(run=cmd_fer_eval)
     fer_predict = fer_commands.add_parser("predict", help="classify the faces in images",

@@ -7,6 +7,7 @@ from attacks.experiment import AttackConfig, method_summary, run_attack_experime
 from attacks.generator import GeneratorConfig, build_generator, generator_attack
 from core.errors import ConfigError, TapelabError
 from core.models import build_cnn, build_mlp, load_model_file
+from train.augment import random_shift
 from train.config import TrainConfig
 from train.loop import fit
 
@@ -135,3 +136,25 @@ def test_cnn_downsamples_by_pooling_or_by_stride():
     assert strided(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
     with pytest.raises(ConfigError, match="downsample must be pool or stride"):
         build_cnn((28, 28, 1), 10, downsample="average")
+
+
+def test_crop_margin_makes_shifts_random_crops():
+    """With shifts of at most the margin, the net sees whole windows of the image and never the zero
+    fill; the pixels inside the margin do not reach the output."""
+    margin, side = 2, 12
+    model = build_cnn((side, side, 1), 3, widths=(4,), convs_per_stage=1, dense_units=8, crop_margin=margin)
+    assert model.get_layer("conv1_1").input.shape[1:3] == (side - 2 * margin, side - 2 * margin)
+    images = np.random.default_rng(0).random((16, side, side, 1), dtype=np.float32) + 0.5  # no zeros
+    shifted = random_shift(tf.constant(images), tf.constant([5, 6]), margin).numpy()
+    inner = side - 2 * margin
+    for original, moved in zip(images, shifted):
+        crop = moved[margin:-margin, margin:-margin]
+        windows = [original[dy:dy + inner, dx:dx + inner] for dy in range(2 * margin + 1)
+                   for dx in range(2 * margin + 1)]
+        assert any(np.array_equal(crop, window) for window in windows)
+    border_changed = images.copy()
+    border_changed[:, :margin] = 0.0
+    border_changed[:, :, -margin:] = 0.0
+    np.testing.assert_array_equal(model(images).numpy(), model(border_changed).numpy())
+    with pytest.raises(ConfigError, match="crop_margin must be >= 0 and leave pixels"):
+        build_cnn((side, side, 1), 3, crop_margin=side // 2)

@@ -9,7 +9,16 @@ import pytest
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
 from core.lite import LiteModel
-from train.fer import SHIPPED_MODEL, classification_metrics, load_emotion_model, predict_images
+from core.models import build_cnn
+from train.fer import (
+    SHIPPED_MODEL,
+    class_probabilities,
+    classification_metrics,
+    crop_margin,
+    load_emotion_model,
+    predict_images,
+    tta_views,
+)
 
 ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
 
@@ -151,7 +160,7 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     models, results = tmp_path / "models", tmp_path / "results"
     status = main(["fer", "train", "--data-dir", str(tmp_path / "data"), "--out", str(models), "--results",
                    str(results), "--epochs", "4", "--widths", "4,8", "--convs-per-stage", "1", "--dense-units", "16",
-                   "--batch-size", "8", "--learning-rate", "0.05", "--quiet"])
+                   "--batch-size", "8", "--learning-rate", "0.05", "--crop-margin", "2", "--max-shift", "2", "--quiet"])
     assert status == 0
     description = json.loads((models / "fer2013_emotion.json").read_text())
     assert description["labels"] == list(EMOTIONS) and description["input_shape"] == [48, 48, 1]
@@ -164,6 +173,10 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert main(["fer", "predict", str(ASTRONAUT), "--model", str(models / "fer2013_emotion.h5")]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{ASTRONAUT}: ") and "(box x=" in line
+    assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "data"),
+                 "--out", str(results), "--tta"]) == 0
+    assert "mean over 10 views" in (results / "eval_test_tta.md").read_text()
+    assert json.loads((results / "eval_test_tta.json").read_text())["views"] == 10
     assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "none")]) == 2
     assert "data folder" in capsys.readouterr().err
 
@@ -175,3 +188,23 @@ def test_litert_classifier_matches_the_model_for_any_number_of_faces(emotion_mod
     for count in (0, 1, 3, 8, 11):  # empty, one, some, the largest interpreter, two chunks
         expected = model(faces[:count], training=False).numpy() if count else np.zeros((0, 7))
         np.testing.assert_allclose(classify(faces[:count]), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_tta_views_are_the_ten_crops_the_model_sees():
+    """Through the model's centre crop, the views are the centre and the four corner windows, each also
+    mirrored; the averaged probabilities are the mean over them. A net without a crop gets the image and
+    its mirror."""
+    margin = 2
+    model = build_cnn((12, 12, 1), 7, widths=(4,), convs_per_stage=1, dense_units=8, crop_margin=margin)
+    assert crop_margin(model) == margin and crop_margin(build_cnn((12, 12, 1), 7, widths=(4,))) == 0
+    images = np.random.default_rng(2).random((3, 12, 12, 1), dtype=np.float32)
+    views = tta_views(images, margin)
+    seen = [view[:, margin:-margin, margin:-margin] for view in views]
+    windows = [images[:, dy:dy + 8, dx:dx + 8] for dy, dx in [(2, 2), (0, 0), (0, 4), (4, 0), (4, 4)]]
+    for got, want in zip(seen, windows + [window[:, :, ::-1] for window in windows]):
+        np.testing.assert_array_equal(got, want)
+    assert len(views) == 10
+    expected = np.mean([model(view).numpy() for view in views], axis=0)
+    np.testing.assert_allclose(class_probabilities(model, images, tta=True, batch_size=2), expected, rtol=1e-5)
+    plain = tta_views(images, 0)
+    assert len(plain) == 2 and np.array_equal(plain[1], images[:, :, ::-1])

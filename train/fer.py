@@ -64,11 +64,36 @@ def classification_metrics(true_labels: np.ndarray, predicted: np.ndarray) -> di
     }
 
 
-def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, batch_size: int = 512) -> dict:
+def crop_margin(model) -> int:
+    """Pixels the model's own centre crop cuts off each border (0 for a net without one)."""
+    layers = [layer for layer in model.layers if layer.name == "centre_crop"]
+    return int(layers[0].cropping[0][0]) if layers else 0
+
+
+def tta_views(images: np.ndarray, margin: int) -> list[np.ndarray]:
+    """Full-size inputs whose centre crop (the model's) is the centre or a corner window, each also
+    mirrored: ten crops (Krizhevsky et al. 2012) for a net that crops, the image and its mirror for one
+    that does not."""
+    height, width = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (margin, margin), (margin, margin), (0, 0)))
+    corners = [(dy, dx) for dy in (0, 2 * margin) for dx in (0, 2 * margin)] if margin else []
+    views = [padded[:, dy:dy + height, dx:dx + width] for dy, dx in [(margin, margin), *corners]]
+    return views + [view[:, :, ::-1] for view in views]
+
+
+def class_probabilities(model, images: np.ndarray, tta: bool = False, batch_size: int = 512) -> np.ndarray:
+    """Softmax outputs in batches; with `tta` the mean over `tta_views`."""
+    views = tta_views(images, crop_margin(model)) if tta else [images]
+    return np.mean([np.concatenate([model(view[i:i + batch_size], training=False).numpy()
+                                    for i in range(0, len(view), batch_size)]) for view in views], axis=0)
+
+
+def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, tta: bool = False) -> dict:
     x, y, skipped = load_fer_split(data_dir, split, skip_bad)
-    predicted = np.concatenate([model(x[i:i + batch_size], training=False).numpy().argmax(axis=1)
-                                for i in range(0, len(x), batch_size)])
-    return {**classification_metrics(y.argmax(axis=1), predicted), "split": split, "skipped": skipped}
+    predicted = class_probabilities(model, x, tta).argmax(axis=1)
+    views = len(tta_views(x[:1], crop_margin(model))) if tta else 1
+    return {**classification_metrics(y.argmax(axis=1), predicted), "split": split, "skipped": skipped,
+            "views": views}
 
 
 def plot_confusion(metrics: dict, path) -> Path:
@@ -97,10 +122,14 @@ def plot_confusion(metrics: dict, path) -> Path:
 
 def write_evaluation(metrics: dict, out_dir, command: str) -> Path:
     out_dir = Path(out_dir)
-    name = f"eval_{metrics['split']}"
+    averaged = metrics.get("views", 1) > 1
+    name = f"eval_{metrics['split']}" + ("_tta" if averaged else "")
     save_json(out_dir / f"{name}.json", {**metrics, "command": command})
     plot_confusion(metrics, out_dir / f"{name}_confusion.png")
-    lines = [f"# FER2013 emotion classifier, split `{metrics['split']}`", "", f"Produced by `{command}`.", "",
+    title = f"# FER2013 emotion classifier, split `{metrics['split']}`"
+    if averaged:
+        title += f", mean over {metrics['views']} views of each face (test-time augmentation)"
+    lines = [title, "", f"Produced by `{command}`.", "",
              f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['count']} faces; macro-F1 "
              f"**{metrics['macro_f1']:.4f}**" + (f"; {metrics['skipped']} bad items skipped." if metrics["skipped"]
                                                  else "."), "",
