@@ -56,6 +56,15 @@ def dense_layers(model: keras.Model) -> list:
     return [layer for layer in model.layers if layer.trainable_weights]
 
 
+CENTRE_CROP_LAYER = "centre_crop"
+
+
+def model_crop_margin(model: keras.Model) -> int:
+    """Pixels a `build_cnn(crop_margin=...)` net cuts off each border itself (0 for a net without a crop)."""
+    layers = [layer for layer in model.layers if layer.name == CENTRE_CROP_LAYER]
+    return int(layers[0].cropping[0][0]) if layers else 0
+
+
 def build_cnn(
     input_shape: tuple,
     num_classes: int = 10,
@@ -100,7 +109,7 @@ def build_cnn(
     if mean is not None:
         x = keras.layers.Normalization(mean=list(mean), variance=[s**2 for s in std], name="standardise")(x)
     if crop_margin:
-        x = keras.layers.Cropping2D(crop_margin, name="centre_crop")(x)
+        x = keras.layers.Cropping2D(crop_margin, name=CENTRE_CROP_LAYER)(x)
     for stage, (width, count) in enumerate(zip(widths, counts)):
         for conv in range(count):
             strides = 2 if downsample == "stride" and conv == 0 else 1

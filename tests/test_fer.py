@@ -9,13 +9,12 @@ import pytest
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
 from core.lite import LiteModel
-from core.models import build_cnn
+from core.models import build_cnn, model_crop_margin
 from train.fer import (
     SHIPPED_MODEL,
-    class_probabilities,
     classification_metrics,
-    crop_margin,
     load_emotion_model,
+    mean_probabilities,
     predict_images,
     tta_views,
 )
@@ -196,7 +195,7 @@ def test_tta_views_are_the_ten_crops_the_model_sees():
     its mirror."""
     margin = 2
     model = build_cnn((12, 12, 1), 7, widths=(4,), convs_per_stage=1, dense_units=8, crop_margin=margin)
-    assert crop_margin(model) == margin and crop_margin(build_cnn((12, 12, 1), 7, widths=(4,))) == 0
+    assert model_crop_margin(model) == margin and model_crop_margin(build_cnn((12, 12, 1), 7, widths=(4,))) == 0
     images = np.random.default_rng(2).random((3, 12, 12, 1), dtype=np.float32)
     views = tta_views(images, margin)
     seen = [view[:, margin:-margin, margin:-margin] for view in views]
@@ -205,6 +204,6 @@ def test_tta_views_are_the_ten_crops_the_model_sees():
         np.testing.assert_array_equal(got, want)
     assert len(views) == 10
     expected = np.mean([model(view).numpy() for view in views], axis=0)
-    np.testing.assert_allclose(class_probabilities(model, images, tta=True, batch_size=2), expected, rtol=1e-5)
+    np.testing.assert_allclose(mean_probabilities(model, views, batch_size=2), expected, rtol=1e-5)
     plain = tta_views(images, 0)
     assert len(plain) == 2 and np.array_equal(plain[1], images[:, :, ::-1])

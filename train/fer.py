@@ -15,7 +15,7 @@ from core.faces import FaceDetector
 from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face
 from core.io import save_figure, save_json, write_atomic
 from core.lite import LiteModel
-from core.models import load_model_file
+from core.models import load_model_file, model_crop_margin
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = PACKAGE_ROOT / "models" / "fer2013_emotion.h5"
@@ -64,12 +64,6 @@ def classification_metrics(true_labels: np.ndarray, predicted: np.ndarray) -> di
     }
 
 
-def crop_margin(model) -> int:
-    """Pixels the model's own centre crop cuts off each border (0 for a net without one)."""
-    layers = [layer for layer in model.layers if layer.name == "centre_crop"]
-    return int(layers[0].cropping[0][0]) if layers else 0
-
-
 def tta_views(images: np.ndarray, margin: int) -> list[np.ndarray]:
     """Full-size inputs whose centre crop (the model's) is the centre or a corner window, each also
     mirrored: ten crops (Krizhevsky et al. 2012) for a net that crops, the image and its mirror for one
@@ -81,19 +75,19 @@ def tta_views(images: np.ndarray, margin: int) -> list[np.ndarray]:
     return views + [view[:, :, ::-1] for view in views]
 
 
-def class_probabilities(model, images: np.ndarray, tta: bool = False, batch_size: int = 512) -> np.ndarray:
-    """Softmax outputs in batches; with `tta` the mean over `tta_views`."""
-    views = tta_views(images, crop_margin(model)) if tta else [images]
+def mean_probabilities(model, views: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    """Softmax outputs in batches, averaged over `views` of the same faces."""
     return np.mean([np.concatenate([model(view[i:i + batch_size], training=False).numpy()
                                     for i in range(0, len(view), batch_size)]) for view in views], axis=0)
 
 
 def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, tta: bool = False) -> dict:
+    """Metrics of one split; with `tta` each face is averaged over its `tta_views`."""
     x, y, skipped = load_fer_split(data_dir, split, skip_bad)
-    predicted = class_probabilities(model, x, tta).argmax(axis=1)
-    views = len(tta_views(x[:1], crop_margin(model))) if tta else 1
+    views = tta_views(x, model_crop_margin(model)) if tta else [x]
+    predicted = mean_probabilities(model, views).argmax(axis=1)
     return {**classification_metrics(y.argmax(axis=1), predicted), "split": split, "skipped": skipped,
-            "views": views}
+            "views": len(views)}
 
 
 def plot_confusion(metrics: dict, path) -> Path:
@@ -122,7 +116,7 @@ def plot_confusion(metrics: dict, path) -> Path:
 
 def write_evaluation(metrics: dict, out_dir, command: str) -> Path:
     out_dir = Path(out_dir)
-    averaged = metrics.get("views", 1) > 1
+    averaged = metrics["views"] > 1
     name = f"eval_{metrics['split']}" + ("_tta" if averaged else "")
     save_json(out_dir / f"{name}.json", {**metrics, "command": command})
     plot_confusion(metrics, out_dir / f"{name}_confusion.png")
