@@ -6,8 +6,9 @@ import tensorflow as tf
 
 import train.loop as loop
 from attacks.robust import RobustConfig, TrainingAttack
+from core.errors import ConfigError
 from core.models import build_mlp
-from train.augment import augment, random_flip, random_shift
+from train.augment import augment, random_flip, random_rotate_zoom, random_shift, rotate_zoom
 from train.checkpoint import load_checkpoint
 from train.config import TrainConfig, make_optimizer
 
@@ -44,6 +45,48 @@ def test_augment_none_is_identity_and_seeded_repeats():
     assert augment(images, tf.constant([0, 0]), "none") is images
     first = augment(images, tf.constant([5, 6]), "flip_shift", 2).numpy()
     assert np.array_equal(first, augment(images, tf.constant([5, 6]), "flip_shift", 2).numpy())
+
+
+@pytest.mark.parametrize("side", [6, 7])
+def test_rotate_zoom_turns_and_magnifies_about_the_centre(side):
+    images = tf.constant(np.random.default_rng(side).random((3, side, side, 2)), tf.float32)
+    turned = rotate_zoom(images, tf.constant([90.0, 0.0, 0.0]), tf.constant([1.0, 1.0, 2.0])).numpy()
+    np.testing.assert_allclose(turned[0], np.rot90(images[0].numpy(), 1, axes=(0, 1)), atol=1e-5)  # counter-clockwise
+    np.testing.assert_allclose(turned[1], images[1], atol=1e-6)
+    if side % 2:  # magnified twice: the centre stays, a pixel two columns out shows the one next to the centre
+        centre = side // 2
+        np.testing.assert_allclose(turned[2, centre, centre], images[2, centre, centre], atol=1e-6)
+        np.testing.assert_allclose(turned[2, centre, centre + 2], images[2, centre, centre + 1], atol=1e-6)
+
+
+def test_rotation_fills_freed_corners_by_reflection_not_black():
+    flat = tf.fill((2, 9, 9, 1), 0.7)
+    turned = rotate_zoom(flat, tf.constant([45.0, -30.0]), tf.constant([1.0, 0.8])).numpy()
+    np.testing.assert_allclose(turned, 0.7, atol=1e-5)
+
+
+def test_random_rotate_zoom_is_seeded_and_varies_per_image():
+    images = tf.repeat(tf.constant(np.random.default_rng(0).random((1, 12, 12, 1)), tf.float32), 6, axis=0)
+    first = random_rotate_zoom(images, tf.constant([3, 4]), 10.0, 0.1).numpy()
+    assert np.array_equal(first, random_rotate_zoom(images, tf.constant([3, 4]), 10.0, 0.1).numpy())
+    assert len({image.tobytes() for image in first}) == 6
+    assert not np.array_equal(first, random_rotate_zoom(images, tf.constant([3, 5]), 10.0, 0.1).numpy())
+
+
+def test_augment_rotates_only_when_asked():
+    images = tf.constant(np.random.default_rng(1).random((8, 12, 12, 1)), tf.float32)
+    seed = tf.constant([5, 6])
+    plain = augment(images, seed, "flip_shift", 2).numpy()
+    assert np.array_equal(plain, augment(images, seed, "flip_shift", 2, 0.0, 0.0).numpy())  # same shifts and flips
+    rotated = augment(images, seed, "flip_shift", 2, 15.0, 0.1).numpy()
+    assert not np.allclose(rotated, plain)
+    assert np.array_equal(rotated, augment(images, seed, "flip_shift", 2, 15.0, 0.1).numpy())
+
+
+@pytest.mark.parametrize("field, value", [("max_rotation", -5.0), ("max_rotation", 200.0), ("max_zoom", 1.0)])
+def test_rotation_and_zoom_limits_are_checked(field, value):
+    with pytest.raises(ConfigError, match="max_rotation must lie in \\[0, 180\\] degrees and max_zoom in \\[0, 1\\)"):
+        TrainConfig(**{field: value})
 
 
 def test_cosine_schedule_warms_up_then_decays():

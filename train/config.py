@@ -27,6 +27,8 @@ class TrainConfig:
         "help": "weight each class's loss by (N / (classes * n_class)) ** this; 0 off, 0.5 gentle, 1 fully balanced"})
     augment: str = field(default="none", metadata={"help": f"one of {', '.join(AUGMENTATIONS)}"})
     max_shift: int = field(default=4, metadata={"help": "largest random shift in pixels (augment)"})
+    max_rotation: float = field(default=0.0, metadata={"help": "largest random rotation in degrees (augment)"})
+    max_zoom: float = field(default=0.0, metadata={"help": "largest random zoom: scales in [1 - this, 1 + this]"})
     keep_best: bool = field(default=False, metadata={
         "help": "end with the weights of the epoch of best test accuracy (the test split selects the model)"})
     seed: int = field(default=0, metadata={"help": "seed for shuffling, augmentation and the gradient batch"})
@@ -49,6 +51,9 @@ class TrainConfig:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if not 0 <= self.class_balance <= 1:
             raise ConfigError(f"class_balance must lie in [0, 1], got {self.class_balance}")
+        if not 0 <= self.max_rotation <= 180 or not 0 <= self.max_zoom < 1:
+            raise ConfigError(f"max_rotation must lie in [0, 180] degrees and max_zoom in [0, 1), got "
+                              f"{self.max_rotation} and {self.max_zoom}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
             raise ConfigError("label_smoothing and warmup_fraction must lie in [0, 1)")
         try:

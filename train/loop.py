@@ -80,11 +80,12 @@ class Trainer:
 
     def _train_step(self, x, y, seed, global_size):
         x, y = _replica_share(x, y)
-        x = augment(x, seed, self.config.augment, self.config.max_shift)
+        config = self.config
+        x = augment(x, seed, config.augment, config.max_shift, config.max_rotation, config.max_zoom)
         if self.perturb is not None:
             progress = tf.minimum(1.0, tf.cast(self.optimizer.iterations, tf.float32) / self.total_steps)
             x = tf.stop_gradient(self.perturb(self.model, x, y, progress))
-        smoothing = self.config.label_smoothing
+        smoothing = config.label_smoothing
         target = y * (1.0 - smoothing) + smoothing / tf.cast(tf.shape(y)[-1], y.dtype)
         with tf.GradientTape() as tape:
             probabilities = self.model(x, training=True)
