@@ -1,0 +1,84 @@
+"""Benchmark: what a FER2013 training step costs on this CPU for the preset net and for larger ones.
+
+    python scripts/bench_fer_training.py
+
+The 90-minute budget decides how big the emotion net may be, so this times the tape loop's training
+step (batch of the preset, random 48x48 faces, augmentation included) for the preset and for wider,
+deeper and more tightly cropped variants side by side in one run, and prints each one's time over the
+preset's and what 48 epochs of the 28,709 training faces would take at that speed. Absolute times drift
+between runs on a shared machine (the preset's recorded 48-epoch run took 5100 s); the ratios, measured
+side by side, are the figures to plan with.
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from core.io import ensure_writable_dir, save_json, write_atomic
+from core.models import build_cnn
+from train.classifier import PRESETS
+from train.loop import Trainer
+
+TRAINING_FACES = 28_709
+VARIANTS = {
+    "preset": {},
+    "crop margin 4 (40x40)": {"crop_margin": 4},
+    "widths x1.5, crop margin 4": {"widths": (24, 48, 96, 192), "crop_margin": 4},
+    "widths x2, crop margin 4": {"widths": (32, 64, 128, 256), "crop_margin": 4},
+    "3 convs in stages 3-4, crop margin 4": {"convs_per_stage": (1, 2, 3, 3), "crop_margin": 4},
+}
+
+
+def seconds_per_step(cnn, train_config, steps: int) -> tuple[float, int]:
+    """Mean training-step time of a fresh net over `steps` steps, after a first pass that compiles."""
+    rng = np.random.default_rng(0)
+    batch = train_config.batch_size
+    faces = rng.random((steps * batch, 48, 48, 1), dtype=np.float32)
+    labels = np.eye(7, dtype=np.float32)[rng.integers(0, 7, len(faces))]
+    model = build_cnn((48, 48, 1), 7, **dataclasses.asdict(cnn))
+    config = dataclasses.replace(train_config, epochs=1, max_shift=cnn.crop_margin or train_config.max_shift)
+    trainer = Trainer(model, config)
+    warm_up = train_config.steps_per_call * batch  # one compiled call traces the step
+    trainer.fit(faces[:warm_up], labels[:warm_up], faces[:batch], labels[:batch], progress=False)
+    history = trainer.fit(faces, labels, faces[:batch], labels[:batch], progress=False)
+    return history.train_seconds / steps, model.count_params()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60, help="timed training steps per net")
+    parser.add_argument("--out", type=Path, default=Path("results/bench_fer_training"), help="where to write results")
+    args = parser.parse_args(argv)
+    out = ensure_writable_dir(args.out)
+    cnn, train_config = PRESETS["fer2013"]
+    steps_per_epoch = math.ceil(TRAINING_FACES / train_config.batch_size)
+    result = {"command": " ".join(["python", "scripts/bench_fer_training.py", *sys.argv[1:]]),
+              "cpu_count": os.cpu_count(), "batch_size": train_config.batch_size, "steps": args.steps, "nets": []}
+    for name, change in VARIANTS.items():
+        variant = dataclasses.replace(cnn, **change)
+        seconds, parameters = seconds_per_step(variant, train_config, args.steps)
+        result["nets"].append({"net": name, "cnn": dataclasses.asdict(variant), "parameters": parameters,
+                               "ms_per_step": seconds * 1000, "seconds_for_48_epochs": seconds * steps_per_epoch * 48})
+    for row in result["nets"]:
+        row["over_preset"] = row["ms_per_step"] / result["nets"][0]["ms_per_step"]
+        print(f"{row['net']}: {row['ms_per_step']:.0f} ms a step ({row['over_preset']:.2f}x the preset), "
+              f"{row['parameters']:,} parameters, 48 epochs in about {row['seconds_for_48_epochs'] / 60:.0f} min")
+    save_json(out / "bench_fer_training.json", result)
+    lines = ["# FER2013 training-step cost on this CPU", "", f"Command: `{result['command']}` "
+             f"({result['cpu_count']} CPU cores, batch {result['batch_size']}, {args.steps} timed steps per net).", "",
+             "| net | parameters | ms a step | over the preset | 48 epochs at this speed (min) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['net']} | {row['parameters']:,} | {row['ms_per_step']:.0f} | {row['over_preset']:.2f} | "
+              f"{row['seconds_for_48_epochs'] / 60:.0f} |" for row in result["nets"]]
+    write_atomic(out / "bench_fer_training.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
