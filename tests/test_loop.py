@@ -85,8 +85,11 @@ def test_mirrored_strategy_gives_the_single_device_result(tiny_digits, perturb):
         mirrored = build_mlp(3, "lecun", seed=2)
     mirrored_history = fit(mirrored, d.x_train, d.y_train, d.x_test, d.y_test, config, strategy=strategy,
                            progress=False, perturb=perturb)
+    # PGD steps along the sign of the input gradient: where that gradient is about 0, the replicas' other
+    # summation order can flip a pixel's sign, which moves first-layer weights by up to a few 1e-5.
+    weight_atol = 1e-5 if perturb is None else 1e-4
     for a, b in zip(single.trainable_variables, mirrored.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=weight_atol)
     for key in ("train_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose([r[key] for r in single_history.records],
                                    [r[key] for r in mirrored_history.records], rtol=1e-4)
