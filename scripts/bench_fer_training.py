@@ -4,10 +4,10 @@
 
 The 90-minute budget decides how big the emotion net may be, so this times the tape loop's training
 step (batch of the preset, random 48x48 faces, augmentation included) for the preset and for wider,
-deeper and more tightly cropped variants side by side in one run, and prints each one's time over the
-preset's and what 48 epochs of the 28,709 training faces would take at that speed. Absolute times drift
-between runs on a shared machine (the preset's recorded 48-epoch run took 5100 s); the ratios, measured
-side by side, are the figures to plan with.
+narrower, deeper and differently cropped variants side by side in one run, and prints each one's time
+over the preset's and what the preset's epochs over the 28,709 training faces would take at that speed.
+Absolute times drift between the machines sessions get (one step of the same net took 288 ms on one, 97 ms
+on another); the ratios, measured side by side, are the figures to plan with.
 """
 
 import argparse
@@ -29,10 +29,11 @@ from train.loop import Trainer
 TRAINING_FACES = 28_709
 VARIANTS = {
     "preset": {},
-    "crop margin 4 (40x40)": {"crop_margin": 4},
-    "widths x1.5, crop margin 4": {"widths": (24, 48, 96, 192), "crop_margin": 4},
-    "widths x2, crop margin 4": {"widths": (32, 64, 128, 256), "crop_margin": 4},
-    "3 convs in stages 3-4, crop margin 4": {"convs_per_stage": (1, 2, 3, 3), "crop_margin": 4},
+    "half the widths (16..128)": {"widths": (16, 32, 64, 128)},
+    "half the widths, crop margin 2 (44x44)": {"widths": (16, 32, 64, 128), "crop_margin": 2},
+    "no crop (48x48)": {"crop_margin": 0},
+    "3 convs in stages 3-4": {"convs_per_stage": (1, 2, 3, 3)},
+    "widths x1.5 (48..384), dense 512": {"widths": (48, 96, 192, 384), "dense_units": 512},
 }
 
 
@@ -59,24 +60,27 @@ def main(argv=None):
     out = ensure_writable_dir(args.out)
     cnn, train_config = PRESETS["fer2013"]
     steps_per_epoch = math.ceil(TRAINING_FACES / train_config.batch_size)
+    epochs = train_config.epochs
     result = {"command": " ".join(["python", "scripts/bench_fer_training.py", *sys.argv[1:]]),
               "cpu_count": os.cpu_count(), "batch_size": train_config.batch_size, "steps": args.steps, "nets": []}
     for name, change in VARIANTS.items():
         variant = dataclasses.replace(cnn, **change)
         seconds, parameters = seconds_per_step(variant, train_config, args.steps)
         result["nets"].append({"net": name, "cnn": dataclasses.asdict(variant), "parameters": parameters,
-                               "ms_per_step": seconds * 1000, "seconds_for_48_epochs": seconds * steps_per_epoch * 48})
+                               "ms_per_step": seconds * 1000,
+                               "seconds_for_preset_epochs": seconds * steps_per_epoch * epochs})
     for row in result["nets"]:
         row["over_preset"] = row["ms_per_step"] / result["nets"][0]["ms_per_step"]
         print(f"{row['net']}: {row['ms_per_step']:.0f} ms a step ({row['over_preset']:.2f}x the preset), "
-              f"{row['parameters']:,} parameters, 48 epochs in about {row['seconds_for_48_epochs'] / 60:.0f} min")
+              f"{row['parameters']:,} parameters, {epochs} epochs in about "
+              f"{row['seconds_for_preset_epochs'] / 60:.0f} min")
     save_json(out / "bench_fer_training.json", result)
     lines = ["# FER2013 training-step cost on this CPU", "", f"Command: `{result['command']}` "
              f"({result['cpu_count']} CPU cores, batch {result['batch_size']}, {args.steps} timed steps per net).", "",
-             "| net | parameters | ms a step | over the preset | 48 epochs at this speed (min) |",
+             f"| net | parameters | ms a step | over the preset | {epochs} epochs at this speed (min) |",
              "|---|---|---|---|---|"]
     lines += [f"| {row['net']} | {row['parameters']:,} | {row['ms_per_step']:.0f} | {row['over_preset']:.2f} | "
-              f"{row['seconds_for_48_epochs'] / 60:.0f} |" for row in result["nets"]]
+              f"{row['seconds_for_preset_epochs'] / 60:.0f} |" for row in result["nets"]]
     write_atomic(out / "bench_fer_training.md", "\n".join(lines) + "\n")
 
 
