@@ -6,8 +6,9 @@ The 90-minute budget decides how big the emotion net may be, so this times the t
 step (batch of the preset, random 48x48 faces, augmentation included) for the preset and for wider,
 narrower, deeper and differently cropped variants side by side in one run, and prints each one's time
 over the preset's and what the preset's epochs over the 28,709 training faces would take at that speed.
-Absolute times drift between the machines sessions get (one step of the same net took 288 ms on one, 97 ms
-on another); the ratios, measured side by side, are the figures to plan with.
+Absolute times drift between the machines sessions get (one step of the half-width net took 288 ms on one,
+in this script's results at commit aeea288, and 86 ms on another); the ratios, measured side by side, are
+the figures to plan with.
 """
 
 import argparse
@@ -21,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from core.fer import EMOTIONS, FACE_SIZE
 from core.io import ensure_writable_dir, save_json, write_atomic
 from core.models import build_cnn
 from train.classifier import PRESETS
@@ -41,9 +43,9 @@ def seconds_per_step(cnn, train_config, steps: int) -> tuple[float, int]:
     """Mean training-step time of a fresh net over `steps` steps, after a first pass that compiles."""
     rng = np.random.default_rng(0)
     batch = train_config.batch_size
-    faces = rng.random((steps * batch, 48, 48, 1), dtype=np.float32)
-    labels = np.eye(7, dtype=np.float32)[rng.integers(0, 7, len(faces))]
-    model = build_cnn((48, 48, 1), 7, **dataclasses.asdict(cnn))
+    faces = rng.random((steps * batch, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32)
+    labels = np.eye(len(EMOTIONS), dtype=np.float32)[rng.integers(0, len(EMOTIONS), len(faces))]
+    model = build_cnn(faces.shape[1:], len(EMOTIONS), **dataclasses.asdict(cnn))
     config = dataclasses.replace(train_config, epochs=1, max_shift=cnn.crop_margin or train_config.max_shift)
     trainer = Trainer(model, config)
     warm_up = train_config.steps_per_call * batch  # one compiled call traces the step
