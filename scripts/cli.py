@@ -63,6 +63,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_curves(args) -> int:
+    from train.curves import load_summaries, plot_classifier_curves
+
+    print(f"learning curves: {plot_classifier_curves(load_summaries(args.summaries), args.out)}")
+    return 0
+
+
 def cmd_all(args) -> int:
     from core.io import write_atomic
 
@@ -218,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(attack, AttackConfig)
     add_config_arguments(attack, GeneratorConfig)
     attack.set_defaults(run=cmd_attack)
+
+    curves = commands.add_parser("curves", help="plot the learning curves of trained classifiers side by side",
+                                 description="Draw loss and accuracy against epochs from the summaries (.json) "
+                                 "that `tapelab classifier`, `tapelab fer train` and `tapelab robust` write.")
+    curves.add_argument("summaries", type=Path, nargs="+", help="training summaries (.json), one curve each")
+    curves.add_argument("--out", type=Path, default=Path("learning_curves.png"), help="PNG to write")
+    curves.set_defaults(run=cmd_curves)
 
     add_fer_parser(commands)
     add_robust_parser(commands)

@@ -6,7 +6,7 @@ import pytest
 
 from scripts.cli import build_parser, main
 
-SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "robust", "realtime", "all"]
+SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "robust", "realtime", "curves", "all"]
 FER_ACTIONS = ["train", "eval", "predict"]
 
 
@@ -119,3 +119,21 @@ def test_all_index_only_lists_the_existing_reports_and_runs_nothing(tmp_path, ca
     assert "gradient_flow" not in index and "robust_" not in index  # their reports do not exist
     assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "attack_mnist", "backprop_check.md"]
     assert "== tapelab" not in capsys.readouterr().out
+
+
+def test_curves_draws_runs_side_by_side_and_refuses_files_without_a_curve(tmp_path, capsys):
+    def summary(accuracies):
+        records = [{"epoch": float(epoch), "train_loss": 2.0 / epoch, "test_loss": 2.1 / epoch,
+                    "train_accuracy": accuracy + 0.1, "test_accuracy": accuracy}
+                   for epoch, accuracy in enumerate(accuracies, start=1)]
+        return {"records": records, "best_epoch": 2, "test_accuracy": max(accuracies)}
+
+    (tmp_path / "a.json").write_text(json.dumps(summary([0.3, 0.5, 0.4])))
+    (tmp_path / "b.json").write_text(json.dumps(summary([0.2, 0.6])))
+    out = tmp_path / "plots" / "curves.png"
+    assert main(["curves", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG") and f"learning curves: {out}" in capsys.readouterr().out
+    (tmp_path / "report.json").write_text(json.dumps({"accuracy": 0.5}))
+    assert main(["curves", str(tmp_path / "report.json"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tapelab: error: ") and "has no learning curve ('records')" in err and "\n" not in err

@@ -167,6 +167,8 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     summary = json.loads((results / "fer2013_emotion.json").read_text())
     losses = [record["train_loss"] for record in summary["records"]]
     assert losses[-1] < losses[0]
+    assert (results / "fer2013_emotion_curves.png").exists()
+    assert "![learning curves](fer2013_emotion_curves.png)" in (results / "fer2013_emotion.md").read_text()
     assert (results / "eval_test_confusion.png").exists() and (results / "eval_test.md").exists()
     capsys.readouterr()
     assert main(["fer", "predict", str(ASTRONAUT), "--model", str(models / "fer2013_emotion.h5")]) == 0

@@ -20,6 +20,7 @@ from core.fer import load_fer2013
 from core.io import ensure_writable_dir, save_json, write_atomic
 from core.models import build_cnn
 from train.config import TrainConfig
+from train.curves import plot_classifier_curves
 from train.loop import Trainer
 
 
@@ -132,14 +133,15 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
 
 
 def write_classifier_summary(summary: dict, results_dir) -> None:
-    """The summary as JSON and as a short Markdown page with the learning curve table."""
+    """The summary as JSON and as a short Markdown page with the learning curve, plotted and as a table."""
     name = Path(summary["model"]).stem
     save_json(Path(results_dir) / f"{name}.json", summary)
+    plot_classifier_curves({name: summary}, Path(results_dir) / f"{name}_curves.png")
     lines = [f"# CNN classifier, {summary['dataset']}", "", f"Produced by `{summary['command']}`.", "",
              f"Test accuracy **{summary['test_accuracy']:.4f}** (loss {summary['test_loss']:.4f}) after "
              f"{summary['train_seconds']:.0f} s of training on {os.cpu_count()} CPU cores (and "
              f"{summary['eval_seconds']:.0f} s evaluating the test set for the learning curve); "
-             f"{summary['parameters']:,} parameters.", "",
+             f"{summary['parameters']:,} parameters.", "", f"![learning curves]({name}_curves.png)", "",
              "| epoch | train loss | train accuracy | test loss | test accuracy |", "|---|---|---|---|---|"]
     lines += [f"| {r['epoch']:.2f} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | {r['test_loss']:.4f} | "
               f"{r['test_accuracy']:.4f} |" for r in summary["records"]]

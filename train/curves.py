@@ -1,0 +1,53 @@
+"""Learning curves of classifier runs, drawn from the summaries `train_classifier` saved (no retraining):
+one run shows where it starts to overfit, several side by side show which recipe wins and when.
+
+    tapelab curves results/fer/fer2013_emotion.json results/fer/trials/*.json --out curves.png
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from core.errors import TapelabError
+from core.io import load_json, save_figure
+
+METRICS = (("loss", "crossentropy loss"), ("accuracy", "accuracy"))
+
+
+def load_summaries(paths) -> dict[str, dict]:
+    """Summaries by file stem; a file without a learning curve is refused with what to pass instead."""
+    summaries = {}
+    for path in map(Path, paths):
+        summary = load_json(path)
+        if not isinstance(summary, dict) or not summary.get("records"):
+            raise TapelabError(f"{path} has no learning curve ('records'); pass a .json that `tapelab fer train` "
+                               "or `tapelab classifier` wrote")
+        summaries[path.stem] = summary
+    return summaries
+
+
+def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
+    """Loss and accuracy against epochs: test solid, train dashed, one colour per run, the kept epoch starred."""
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for index, (label, summary) in enumerate(summaries.items()):
+        records = summary["records"]
+        epochs = [record["epoch"] for record in records]
+        color = f"C{index % 10}"
+        best = next((r for r in records if r["epoch"] == summary.get("best_epoch")), None)
+        for axis, (metric, _) in zip(axes, METRICS):
+            axis.plot(epochs, [r[f"test_{metric}"] for r in records], color=color,
+                      label=f"{label} ({summary['test_accuracy']:.2%})")
+            axis.plot(epochs, [r[f"train_{metric}"] for r in records], color=color, linestyle="--", alpha=0.6)
+            if best is not None:
+                axis.plot(best["epoch"], best[f"test_{metric}"], marker="*", markersize=12, color=color)
+    for axis, (_, name) in zip(axes, METRICS):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name)
+        axis.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=8, title="run (kept test accuracy)", title_fontsize=8)
+    figure.suptitle("Learning curves: test solid, train dashed (mean over the epoch's steps, augmented), "
+                    "star = kept epoch")
+    return save_figure(figure, path)
