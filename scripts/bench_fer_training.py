@@ -7,8 +7,8 @@ step (batch of the preset, random 48x48 faces, augmentation included) for the pr
 narrower, deeper and differently cropped variants side by side in one run, and prints each one's time
 over the preset's and what the preset's epochs over the 28,709 training faces would take at that speed.
 Absolute times drift between the machines sessions get (one step of the half-width net took 288 ms on one,
-in this script's results at commit aeea288, and 86 ms on another); the ratios, measured side by side, are
-the figures to plan with.
+in this script's results at commit aeea288, and 86 ms on another, at commit ffe48fd); the ratios, measured
+side by side, are the figures to plan with.
 """
 
 import argparse
