@@ -57,6 +57,7 @@ def dense_layers(model: keras.Model) -> list:
 
 
 CENTRE_CROP_LAYER = "centre_crop"
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def model_crop_margin(model: keras.Model) -> int:
@@ -80,6 +81,7 @@ def build_cnn(
     batch_norm: bool = True,
     downsample: str = "pool",
     crop_margin: int = 0,
+    precision: str = "float32",
 ) -> keras.Model:
     """A VGG-style CNN: per stage `convs_per_stage` x (conv, batch norm, ReLU), then 2x2 max pooling.
 
@@ -90,6 +92,10 @@ def build_cnn(
     `crop_margin` > 0 cuts that many pixels off every border before the first convolution: trained on
     inputs shifted by up to the margin, the net sees random crops (the shift's zero fill is cut away)
     and at inference the centre crop, while its input stays the full image.
+
+    `precision="mixed_bfloat16"` computes the layers after the standardisation in bfloat16 while the weights
+    and the softmax output stay float32: on CPUs with AVX512-BF16 a training step costs about 0.7x
+    (scripts/bench_fer_training.py). Its weights load into the float32 build of the same net unchanged.
 
     The model takes pixels in [0, 1] and standardises them itself with the per-channel `mean` and
     `std` of the training set, so attacks work in pixel space and the `.h5` file is self-contained.
@@ -103,6 +109,9 @@ def build_cnn(
                           f"got {crop_margin}")
     if downsample not in ("pool", "stride"):
         raise ConfigError(f"downsample must be pool or stride, got {downsample!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    compute = {"dtype": precision}
     initializer_seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     inputs = keras.Input(shape=input_shape)
     x = inputs
@@ -116,23 +125,23 @@ def build_cnn(
             x = keras.layers.Conv2D(
                 width, kernel_size, strides=strides, padding="same", use_bias=not batch_norm,
                 name=f"conv{stage + 1}_{conv + 1}",
-                kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)),
+                kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)), **compute,
             )(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"bn{stage + 1}_{conv + 1}")(x)
-            x = keras.layers.ReLU()(x)
+                x = keras.layers.BatchNormalization(name=f"bn{stage + 1}_{conv + 1}", **compute)(x)
+            x = keras.layers.ReLU(**compute)(x)
         if downsample == "pool":
-            x = keras.layers.MaxPooling2D(name=f"pool{stage + 1}")(x)
+            x = keras.layers.MaxPooling2D(name=f"pool{stage + 1}", **compute)(x)
     if dense_units:
-        x = keras.layers.Flatten()(x)
-        x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds))(x)
+        x = keras.layers.Flatten(**compute)(x)
+        x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds), **compute)(x)
         x = keras.layers.Dense(
             dense_units, activation="relu",
-            kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)), name="hidden",
+            kernel_initializer=keras.initializers.HeNormal(seed=next(initializer_seeds)), name="hidden", **compute,
         )(x)
     else:
-        x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds))(x)
+        x = keras.layers.GlobalAveragePooling2D(**compute)(x)
+    x = keras.layers.Dropout(dropout_rate, seed=next(initializer_seeds), **compute)(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", name="output",
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seeds)),

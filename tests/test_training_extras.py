@@ -172,3 +172,26 @@ def test_evaluation_time_is_kept_apart_from_training_time(tiny_digits, monkeypat
     assert len(history.records) == 4
     assert history.eval_seconds == pytest.approx(400.0)
     assert history.train_seconds == pytest.approx(0.0)
+
+
+def test_mixed_bfloat16_trains_and_saves_the_float32_net(tiny_digits, tmp_path):
+    """The net computes in bfloat16 while training (weights float32), learns, and the saved file is the
+    float32 build with the trained weights, scored as saved."""
+    from core.models import build_cnn, load_model_file
+    from train.classifier import CnnConfig, train_classifier
+
+    mixed = build_cnn((28, 28, 1), 10, widths=(4,), dense_units=8, precision="mixed_bfloat16")
+    conv = mixed.get_layer("conv1_1")
+    assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
+    assert mixed.output.dtype == "float32"
+    with pytest.raises(ConfigError, match="unknown precision 'float16'"):
+        build_cnn((28, 28, 1), 10, precision="float16")
+    cnn = CnnConfig(widths=(8,), dense_units=16, precision="mixed_bfloat16")
+    config = TrainConfig(epochs=3, batch_size=32, optimizer="adam", learning_rate=3e-3, jit_compile=False)
+    summary = train_classifier("digits", tiny_digits, cnn, config, tmp_path, progress=False)
+    losses = [record["train_loss"] for record in summary["records"]]
+    assert losses[-1] < 0.8 * losses[0]
+    saved = load_model_file(tmp_path / "digits_cnn.h5", (28, 28, 1), 10)
+    assert {layer.compute_dtype for layer in saved.layers} == {"float32"}
+    accuracy = np.mean(saved(tiny_digits.x_test).numpy().argmax(1) == tiny_digits.y_test.argmax(1))
+    assert summary["test_accuracy"] == pytest.approx(accuracy) and accuracy > 0.5
