@@ -23,8 +23,8 @@ def load_summaries(paths) -> dict[str, dict]:
     for path in map(Path, paths):
         summary = load_json(path)
         if not isinstance(summary, dict) or not summary.get("records"):
-            raise TapelabError(f"{path} has no learning curve ('records'); pass a .json that `tapelab fer train` "
-                               "or `tapelab classifier` wrote")
+            raise TapelabError(f"{path} has no learning curve ('records'); pass a .json that `tapelab classifier`, "
+                               "`tapelab fer train` or `tapelab robust` wrote")
         summaries[path.stem] = summary
     return summaries
 
