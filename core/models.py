@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from core.activations import get_activation  # importing it registers lecun_tanh for loading
 from core.errors import ConfigError, TapelabError
@@ -60,10 +61,38 @@ CENTRE_CROP_LAYER = "centre_crop"
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
+def _all_layers(model: keras.Model):
+    """The layers of `model` and of the models nested in it."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 def model_crop_margin(model: keras.Model) -> int:
-    """Pixels a `build_cnn(crop_margin=...)` net cuts off each border itself (0 for a net without a crop)."""
-    layers = [layer for layer in model.layers if layer.name == CENTRE_CROP_LAYER]
+    """Pixels a `build_cnn(crop_margin=...)` net cuts off each border itself (0 for a net without a crop),
+    also when the net is wrapped (`mirror_averaged`)."""
+    layers = [layer for layer in _all_layers(model) if layer.name == CENTRE_CROP_LAYER]
     return int(layers[0].cropping[0][0]) if layers else 0
+
+
+def mirror_averaged(net: keras.Model) -> keras.Model:
+    """One model whose output is `net`'s averaged over each image and its left-right mirror image.
+
+    Faces and photographed objects are as likely either way round and a net trained with random flips
+    errs differently on the two, so the average is more accurate than either (test-time augmentation)
+    and travels inside the `.h5`, at the cost of two passes of `net` per call. The wrapper shares `net`'s
+    layers and weights. The mirror is a frozen Dense layer holding the reversal permutation, applied along
+    the width: plain Keras layers, so the file loads anywhere without custom code.
+    """
+    height, width, channels = net.input_shape[1:]
+    inputs = keras.Input(shape=(height, width, channels))
+    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+    to_columns_last, back = keras.layers.Permute((1, 3, 2)), keras.layers.Permute((1, 3, 2))
+    mirrored = back(mirror(to_columns_last(inputs)))
+    mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])
+    outputs = keras.layers.Average(name="mirror_average")([net(inputs), net(mirrored)])
+    return keras.Model(inputs, outputs, name=f"{net.name}_mirror_averaged")
 
 
 def build_cnn(

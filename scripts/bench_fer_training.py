@@ -49,7 +49,7 @@ def seconds_per_step(cnn, train_config, steps: int) -> tuple[float, int]:
     batch = train_config.batch_size
     faces = rng.random((steps * batch, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32)
     labels = np.eye(len(EMOTIONS), dtype=np.float32)[rng.integers(0, len(EMOTIONS), len(faces))]
-    model = build_cnn(faces.shape[1:], len(EMOTIONS), **dataclasses.asdict(cnn))
+    model = build_cnn(faces.shape[1:], len(EMOTIONS), **cnn.net_settings())
     config = dataclasses.replace(train_config, epochs=1, max_shift=cnn.crop_margin or train_config.max_shift)
     trainer = Trainer(model, config)
     warm_up = train_config.steps_per_call * batch  # one compiled call traces the step

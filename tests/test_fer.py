@@ -9,7 +9,7 @@ import pytest
 from core.errors import DataError
 from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
 from core.lite import LiteModel
-from core.models import build_cnn, model_crop_margin
+from core.models import build_cnn, mirror_averaged, model_crop_margin
 from train.fer import (
     SHIPPED_MODEL,
     classification_metrics,
@@ -167,6 +167,11 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     summary = json.loads((results / "fer2013_emotion.json").read_text())
     losses = [record["train_loss"] for record in summary["records"]]
     assert losses[-1] < losses[0]
+    # The preset ships the mirror-averaged net: the summary scores the saved file, and the net alone apart.
+    assert summary["cnn"]["mirror_average"] and "net_test_accuracy" in summary
+    evaluation = json.loads((results / "eval_test.json").read_text())
+    assert summary["test_accuracy"] == pytest.approx(evaluation["accuracy"])
+    assert "the net alone" in (results / "fer2013_emotion.md").read_text()
     assert (results / "fer2013_emotion_curves.png").exists()
     assert "![learning curves](fer2013_emotion_curves.png)" in (results / "fer2013_emotion.md").read_text()
     assert (results / "eval_test_confusion.png").exists() and (results / "eval_test.md").exists()
@@ -209,3 +214,21 @@ def test_tta_views_are_the_ten_crops_the_model_sees():
     np.testing.assert_allclose(mean_probabilities(model, views, batch_size=2), expected, rtol=1e-5)
     plain = tta_views(images, 0)
     assert len(plain) == 2 and np.array_equal(plain[1], images[:, :, ::-1])
+
+
+def test_mirror_averaged_model_is_the_mean_over_each_face_and_its_mirror(tmp_path):
+    """The wrapper shares the net's weights, adds none to train, averages the net over the face and its
+    left-right mirror, and survives the .h5 round trip and the LiteRT conversion."""
+    net = build_cnn((48, 48, 1), 7, widths=(4,), convs_per_stage=1, dense_units=8, crop_margin=4, mean=[0.5],
+                    std=[0.25])
+    model = mirror_averaged(net)
+    faces = np.random.default_rng(3).random((5, 48, 48, 1), dtype=np.float32)
+    expected = (net(faces).numpy() + net(faces[:, :, ::-1]).numpy()) / 2
+    np.testing.assert_allclose(model(faces).numpy(), expected, rtol=1e-6)
+    assert not np.allclose(expected, net(faces).numpy())  # the mirror changes this net's answer
+    assert [w.name for w in model.trainable_weights] == [w.name for w in net.trainable_weights]
+    model.save(tmp_path / "mirrored.h5")
+    loaded = load_emotion_model(tmp_path / "mirrored.h5")
+    np.testing.assert_array_equal(loaded(faces).numpy(), model(faces).numpy())
+    assert model_crop_margin(loaded) == 4
+    np.testing.assert_allclose(LiteModel(loaded, max_batch=2)(faces), expected, rtol=1e-4, atol=1e-6)

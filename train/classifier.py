@@ -19,7 +19,7 @@ from core.data import ImageData, load_cifar10, load_mnist
 from core.errors import ConfigError, DataError
 from core.fer import load_fer2013
 from core.io import ensure_writable_dir, save_json, write_atomic
-from core.models import PRECISIONS, build_cnn
+from core.models import PRECISIONS, build_cnn, mirror_averaged
 from train.config import TrainConfig
 from train.curves import plot_classifier_curves
 from train.loop import Trainer
@@ -50,6 +50,15 @@ class CnnConfig:
     precision: str = field(default="float32", metadata={
         "help": f"one of {', '.join(PRECISIONS)}; mixed_bfloat16 trains in bfloat16 with float32 weights "
                 "(faster on CPUs with AVX512-BF16) and saves the float32 net"})
+    mirror_average: bool = field(default=False, metadata={
+        "help": "save (and score) the net averaged over each image and its mirror image, two passes per call; "
+                "for data that flips, such as faces; epochs are still chosen by the net alone"})
+
+    def net_settings(self) -> dict:
+        """The arguments of `build_cnn`: every field but the export-time `mirror_average`."""
+        settings = dataclasses.asdict(self)
+        del settings["mirror_average"]
+        return settings
 
 
 # MNIST: a small net reaches >= 99.2% in a few epochs. CIFAR-10: a VGG-style net sized for about
@@ -83,7 +92,7 @@ PRESETS = {
     # with 256 dense units and dropout 0.3 had underfit at 60.55%. The best epoch on PublicTest is kept.
     "fer2013": (
         CnnConfig(widths=(32, 64, 128, 256), convs_per_stage=(1, 2, 2, 2), dense_units=1024, dropout_rate=0.2,
-                  crop_margin=4),
+                  crop_margin=4, mirror_average=True),
         TrainConfig(epochs=60, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=1e-4,
                     schedule="cosine", warmup_fraction=0.05, label_smoothing=0.1, class_balance=0.3,
                     augment="flip_shift", max_shift=4, max_rotation=10, max_zoom=0.1, keep_best=True,
@@ -113,14 +122,20 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
     mean, std = channel_stats(data.x_train)
     build = functools.partial(build_cnn, data.x_train.shape[1:], data.num_classes, mean=mean, std=std,
                               seed=train_config.seed, name=model_name)
-    model = build(**dataclasses.asdict(cnn))
+    model = build(**cnn.net_settings())
     trainer = Trainer(model, train_config, perturb=perturb)
     history = trainer.fit(data.x_train, data.y_train, data.x_test, data.y_test, name=model_name,
                           progress=progress, checkpoint_dir=out_dir / f".{model_name}_checkpoint")
     if cnn.precision != "float32":  # ship, and score, the float32 net that every loader expects
-        shipped = build(**{**dataclasses.asdict(cnn), "precision": "float32"})
-        shipped.set_weights(model.get_weights())
-        model, trainer = shipped, Trainer(shipped, train_config)
+        model = build(**{**cnn.net_settings(), "precision": "float32"})
+        model.set_weights(trainer.model.get_weights())
+        trainer = Trainer(model, train_config)
+    parameters, net_scores = model.count_params(), {}  # the net's: the mirror wrapper adds a fixed permutation
+    if cnn.mirror_average:
+        net_loss, net_accuracy = trainer.evaluate(data.x_test, data.y_test)
+        net_scores = {"net_test_accuracy": float(net_accuracy), "net_test_loss": float(net_loss)}
+        model = mirror_averaged(model)
+        trainer = Trainer(model, train_config)
     model_path = Path(out_dir) / f"{model_name}.h5"
     temporary = model_path.with_name(f".partial.{model_path.name}")
     model.save(temporary)
@@ -131,11 +146,12 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
         "dataset": dataset,
         "model": model_path.name,
         "best_epoch": history.best_epoch,
-        "parameters": model.count_params(),
+        "parameters": parameters,
         "cnn": dataclasses.asdict(cnn),
         "train": dataclasses.asdict(train_config),
         "test_accuracy": float(test_accuracy),  # of the saved weights (the best epoch with keep_best)
         "test_loss": float(test_loss),
+        **net_scores,  # with mirror_average: the net alone, one pass
         "train_seconds": history.train_seconds,
         "eval_seconds": history.eval_seconds,
         "records": history.records,
@@ -153,8 +169,17 @@ def write_classifier_summary(summary: dict, results_dir) -> None:
              f"Test accuracy **{summary['test_accuracy']:.4f}** (loss {summary['test_loss']:.4f}) after "
              f"{summary['train_seconds']:.0f} s of training on {os.cpu_count()} CPU cores (and "
              f"{summary['eval_seconds']:.0f} s evaluating the test set for the learning curve); "
-             f"{summary['parameters']:,} parameters.", "", f"![learning curves]({name}_curves.png)", "",
+             f"{summary['parameters']:,} parameters." + _mirror_note(summary), "",
+             f"![learning curves]({name}_curves.png)", "",
              "| epoch | train loss | train accuracy | test loss | test accuracy |", "|---|---|---|---|---|"]
     lines += [f"| {r['epoch']:.2f} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | {r['test_loss']:.4f} | "
               f"{r['test_accuracy']:.4f} |" for r in summary["records"]]
     write_atomic(Path(results_dir) / f"{name}.md", "\n".join(lines) + "\n")
+
+
+def _mirror_note(summary: dict) -> str:
+    if "net_test_accuracy" not in summary:
+        return ""
+    return (f" The saved model averages the net over each image and its mirror image; the net alone (one pass, "
+            f"as in the learning curve) scores {summary['net_test_accuracy']:.4f} "
+            f"(loss {summary['net_test_loss']:.4f}).")
