@@ -124,7 +124,7 @@ def build_cnn(
 
     `precision="mixed_bfloat16"` computes the layers after the standardisation in bfloat16 while the
     weights and the softmax output stay float32: on a CPU with AVX512-BF16 the FER preset's training step
-    took 0.78x the float32 one (results/bench_fer_training). Its weights load into the float32 build of
+    took 0.72x the float32 one (results/bench_fer_training). Its weights load into the float32 build of
     the same net unchanged.
 
     The model takes pixels in [0, 1] and standardises them itself with the per-channel `mean` and

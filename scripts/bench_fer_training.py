@@ -4,9 +4,9 @@
 
 The 90-minute budget decides how big the emotion net may be, so this times the tape loop's training
 step (batch of the preset, random 48x48 faces, augmentation included) for the preset and for wider,
-narrower, deeper and differently cropped variants, and in mixed bfloat16, side by side in one run, and
-prints each one's time over the preset's and what the preset's epochs over the 28,709 training faces
-would take at that speed.
+narrower, deeper and differently cropped variants, and in float32 (the preset computes in mixed bfloat16),
+side by side in one run, and prints each one's time over the preset's and what the preset's epochs over the
+28,709 training faces would take at that speed.
 Absolute times drift between the machines sessions get (one step of the half-width net took 288 ms on one,
 in this script's results at commit aeea288, and 86 ms on another, at commit ffe48fd); the ratios, measured
 side by side, are the figures to plan with.
@@ -32,14 +32,12 @@ from train.loop import Trainer
 TRAINING_FACES = 28_709
 VARIANTS = {
     "preset": {},
+    "preset in float32": {"precision": "float32"},
     "half the widths (16..128)": {"widths": (16, 32, 64, 128)},
-    "half the widths, crop margin 2 (44x44)": {"widths": (16, 32, 64, 128), "crop_margin": 2},
+    "half the widths, float32": {"widths": (16, 32, 64, 128), "precision": "float32"},
     "no crop (48x48)": {"crop_margin": 0},
     "3 convs in stages 3-4": {"convs_per_stage": (1, 2, 3, 3)},
     "widths x1.5 (48..384), dense 512": {"widths": (48, 96, 192, 384), "dense_units": 512},
-    "preset, mixed bfloat16": {"precision": "mixed_bfloat16"},
-    "widths x1.5, dense 512, mixed bfloat16": {"widths": (48, 96, 192, 384), "dense_units": 512,
-                                               "precision": "mixed_bfloat16"},
 }
 
 

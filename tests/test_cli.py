@@ -137,3 +137,11 @@ def test_curves_draws_runs_side_by_side_and_refuses_files_without_a_curve(tmp_pa
     assert main(["curves", str(tmp_path / "report.json"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tapelab: error: ") and "has no learning curve ('records')" in err and "\n" not in err
+
+
+def test_curve_legend_names_the_saved_models_score_and_the_net_alone():
+    """A mirror-averaged model's curve is the net alone's, so the legend gives both scores."""
+    from train.curves import _kept_accuracy
+
+    assert _kept_accuracy({"test_accuracy": 0.6941}) == "69.41%"
+    assert _kept_accuracy({"test_accuracy": 0.6941, "net_test_accuracy": 0.6857}) == "69.41%; net alone 68.57%"

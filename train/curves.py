@@ -39,7 +39,7 @@ def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
         best = next((r for r in records if r["epoch"] == summary.get("best_epoch")), None)
         for axis, (metric, _) in zip(axes, METRICS):
             axis.plot(epochs, [r[f"test_{metric}"] for r in records], color=color,
-                      label=f"{label} ({summary['test_accuracy']:.2%})")
+                      label=f"{label} ({_kept_accuracy(summary)})")
             axis.plot(epochs, [r[f"train_{metric}"] for r in records], color=color, linestyle="--", alpha=0.6)
             if best is not None:
                 axis.plot(best["epoch"], best[f"test_{metric}"], marker="*", markersize=12, color=color)
@@ -51,3 +51,11 @@ def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
     figure.suptitle("Learning curves: test solid, train dashed (mean over the epoch's steps, augmented), "
                     "star = kept epoch")
     return save_figure(figure, path)
+
+
+def _kept_accuracy(summary: dict) -> str:
+    """The saved model's test accuracy, and the net's alone when the saved model averages it over mirror
+    images (the curve shows the net alone)."""
+    if "net_test_accuracy" in summary:
+        return f"{summary['test_accuracy']:.2%}; net alone {summary['net_test_accuracy']:.2%}"
+    return f"{summary['test_accuracy']:.2%}"
