@@ -9,7 +9,6 @@ pairs. Per pair and per method the success, target confidence, L2 and infinity-n
 rounds and time are saved; grids and tables are drawn from the saved files.
 """
 
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,8 +108,10 @@ def run_baselines(classifier, sources, targets, config: AttackConfig, confidence
 
 
 def run_attack_experiment(classifier, data: ImageData, dataset: str, config: AttackConfig,
-                          generator_config: GeneratorConfig, out_dir) -> dict:
-    """Attack every (source, target) pair with the generator and the baselines; save everything."""
+                          generator_config: GeneratorConfig, out_dir, command: str = "",
+                          classifier_record: dict | None = None) -> dict:
+    """Attack every (source, target) pair with the generator and the baselines; save everything, with `command`
+    (the command line that ran it) and `classifier_record` (what is known of the classifier: `model_record`)."""
     out_dir = ensure_writable_dir(out_dir)
     source_indices = choose_sources(classifier, data, config)
     num_classes = data.num_classes
@@ -136,8 +137,8 @@ def run_attack_experiment(classifier, data: ImageData, dataset: str, config: Att
                 "seconds": float(generated.seconds[index]) if method == "generator" else seconds / len(sources),
             })
     results = {
-        "command": " ".join(["tapelab", *sys.argv[1:]]),
-        "dataset": dataset, "class_names": list(data.class_names),
+        "command": command,
+        "dataset": dataset, "class_names": list(data.class_names), "classifier": classifier_record or {},
         "attack": asdict(config), "generator": asdict(generator_config),
         "batch_seconds": {method: seconds for method, (_, seconds) in methods.items()},
         "pairs": pairs,

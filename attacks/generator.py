@@ -3,9 +3,11 @@
 Training alternates two steps per round: (a) toward the source image with mean squared error and
 Adam, (b) the composite C(f(w)) toward the target class, with every parameter of the classifier C
 frozen. All (source, target) pairs train together: the weights of all generators are one
-(pairs, pixels) tensor and each pair's loss depends on its own row only, so the batch gives the
-same images as training each pair alone. A pair stops (its row is frozen) once C gives the target
-class with the required confidence.
+(pairs, pixels) tensor and each pair's loss depends on its own row only, so in exact arithmetic the
+batch gives the images that training each pair alone would. In float32 it does not quite: the
+classifier's batched kernels sum in another order, and a pair near its confidence threshold can stop
+a round earlier or later (scripts/bench_attack.py counts such pairs and the largest pixel difference).
+A pair stops (its row is frozen) once C gives the target class with the required confidence.
 """
 
 import time

@@ -9,7 +9,6 @@ the gradient-masking checks, and the generator attack on the pairs of the advers
 """
 
 import dataclasses
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -68,25 +67,42 @@ def attack_pairs(attack_results_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([p["source_index"] for p in pairs]), np.array([p["target_class"] for p in pairs])
 
 
+def class_direction_alignment(adversarial, sources, source_labels, targets, x_train, y_train) -> np.ndarray:
+    """Per pair: cosine between the change (adversarial - source) and the difference of the mean training
+    images of the target and the source class. Near 0 for noise-like changes; clearly positive when the
+    change draws the target class's typical shape over the source (as against a robust model)."""
+    labels = y_train.argmax(axis=1)
+    means = np.stack([x_train[labels == c].mean(axis=0) for c in range(y_train.shape[1])])
+    change = (adversarial - sources).reshape(len(sources), -1)
+    direction = (means[targets] - means[source_labels]).reshape(len(sources), -1)
+    norms = np.linalg.norm(change, axis=1) * np.linalg.norm(direction, axis=1)
+    return (change * direction).sum(axis=1) / np.maximum(norms, 1e-12)
+
+
 def generator_scores(classifier, data: ImageData, indices, targets, config: GeneratorConfig):
-    """Success rate and median L2 over the non-trivial pairs, and the generated images."""
+    """Success rate, median L2 and mean class-direction alignment over the successful non-trivial pairs,
+    and the generated images."""
     sources = data.x_test[indices]
     result = generator_attack(classifier, sources, targets, config)
-    non_trivial = targets != data.y_test[indices].argmax(axis=1)
+    source_labels = data.y_test[indices].argmax(axis=1)
+    non_trivial = targets != source_labels
     l2, _ = distances(result.images, sources)
     won = result.success & non_trivial
+    alignment = class_direction_alignment(result.images, sources, source_labels, targets, data.x_train, data.y_train)
     return {"success_rate": float(won.sum() / non_trivial.sum()),
             "median_l2": float(np.median(l2[won])) if won.any() else float("nan"),
+            "mean_alignment": float(alignment[won].mean()) if won.any() else float("nan"),
             "pairs": int(non_trivial.sum())}, result
 
 
 def run_robust_experiment(models: dict, data: ImageData, dataset: str, validation: ValidationConfig,
                           generator_config: GeneratorConfig, attack_results_path, out_dir,
-                          robust_config: RobustConfig, training: dict, progress: bool = True) -> dict:
+                          robust_config: RobustConfig, training: dict, progress: bool = True,
+                          command: str = "") -> dict:
     """Validate each of `models` ({"standard": model, "robust": model}); save results and images."""
     out_dir = ensure_writable_dir(out_dir)
     indices, targets = attack_pairs(attack_results_path)
-    results = {"command": " ".join(["tapelab", *sys.argv[1:]]), "dataset": dataset,
+    results = {"command": command, "dataset": dataset,
                "class_names": list(data.class_names), "validation": asdict(validation),
                "robust_training": asdict(robust_config),
                "generator": asdict(generator_config), "training": training, "models": {}}

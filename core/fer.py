@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data import ImageData, one_hot, read_image_folders
+from core.data import IMAGE_SUFFIXES, ImageData, one_hot, read_image_folders
 from core.errors import DataError
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -59,6 +59,17 @@ def load_fer_split(data_dir, split: str, skip_bad: bool = False):
         f"no FER2013 {split} split under {data_dir}: expected fer2013.csv or {folder_name}/EMOTION/*.jpg "
         f"(folders {', '.join(KAGGLE_FOLDERS)}), directly or under fer2013/"
     )
+
+
+def split_class_counts(data_dir, split: str) -> list[int]:
+    """Faces per emotion (product order) in one split: image files counted without decoding them, or CSV
+    rows read; an error as `load_fer_split`'s when the split is not there."""
+    for root in (Path(data_dir), Path(data_dir) / "fer2013"):
+        folder = root / SPLITS[split][0]
+        if not (root / "fer2013.csv").is_file() and folder.is_dir():
+            return [sum(1 for path in (folder / name).glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+                    if (folder / name).is_dir() else 0 for name in KAGGLE_FOLDERS]
+    return [int(count) for count in load_fer_split(data_dir, split)[1].sum(axis=0)]
 
 
 def load_fer2013(data_dir, skip_bad: bool = False) -> ImageData:

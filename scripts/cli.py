@@ -6,6 +6,7 @@
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,10 +36,9 @@ def cmd_backprop_check(args) -> int:
     print(format_backprop_check(result, per_layer=not args.summary))
     if args.out:
         out = ensure_writable_dir(args.out)
-        save_json(out / "backprop_check.json", result)
-        command = " ".join(["tapelab", *sys.argv[1:]])
+        save_json(out / "backprop_check.json", {**result, "command": args.command})
         title = "# Backprop check: hand-written gradients against tf.GradientTape (float64)"
-        header = f"{title}\n\nProduced by `{command}`.\n\n"
+        header = f"{title}\n\nProduced by `{args.command}`.\n\n"
         write_atomic(out / "backprop_check.md", header + format_backprop_check(result))
     return 0 if result["passed"] else 1
 
@@ -50,7 +50,8 @@ def cmd_gradients(args) -> int:
 
     grid, train_config = config_from_args(GridConfig, args), config_from_args(TrainConfig, args)
     out = ensure_writable_dir(args.out)
-    results = run_grid(load_mnist(args.data_dir), grid, train_config, out, progress=not args.quiet)
+    results = run_grid(load_mnist(args.data_dir), grid, train_config, out, command=args.command,
+                       progress=not args.quiet)
     print(f"report: {write_report(results, out)}")
     return 0
 
@@ -71,49 +72,23 @@ def cmd_curves(args) -> int:
 
 
 def cmd_all(args) -> int:
-    from core.io import write_atomic
+    from scripts.lab_report import write_lab_report
+    from scripts.main_job import plan_stages, run_stages
 
     out = ensure_writable_dir(args.out)
-    data_args = ["--data-dir", str(args.data_dir)] if args.data_dir else []
-    quiet = ["--quiet"] if args.quiet else []
-    sections = [
-        ("Backprop check", "backprop_check.md", ["backprop-check", "--summary", "--out", str(out)]),
-        ("Gradient flow on MNIST", "gradient_flow/report.md",
-         ["gradients", "--out", str(out / "gradient_flow"), *quiet, *data_args]),
-    ]
-    for dataset in ("mnist", "cifar10"):
-        model = args.models / f"{dataset}_cnn.h5"
-        if args.retrain or not model.exists():
-            sections.append((f"CNN classifier, {dataset}", f"classifiers/{dataset}_cnn.md",
-                             ["classifier", "--dataset", dataset, "--out", str(args.models),
-                              "--results", str(out / "classifiers"), *quiet, *data_args]))
-        sections.append((f"Adversarial examples, {dataset}", f"attack_{dataset}/report.md",
-                         ["attack", "--dataset", dataset, "--model", str(model),
-                          "--out", str(out / f"attack_{dataset}"), *data_args]))
-        sections.append((f"Adversarial robustness, {dataset}", f"robust_{dataset}/report.md",
-                         ["robust", "--dataset", dataset, "--out", str(args.models), "--results",
-                          str(out / f"robust_{dataset}"), "--attack-results", str(out / f"attack_{dataset}" /
-                                                                                  "results.json"),
-                          *(["--retrain"] if args.retrain else []), *quiet, *data_args]))
-    from train.fer import SHIPPED_MODEL
+    if not args.index_only:
+        stages = plan_stages(args.data_dir, out, args.retrain, args.models, args.quiet)
+        record = run_stages(stages, main, args.command, out / "main_job.json")
+    print(f"report: {write_lab_report(out)}")
+    return 0 if args.index_only else record["status"]
 
-    if not SHIPPED_MODEL.exists():
-        print(f"note: no emotion model at {SHIPPED_MODEL}; train one with `tapelab fer train` to evaluate it here")
-    elif args.data_dir:  # FER2013 has no download: evaluate the shipped model only where the data is
-        sections.append(("FER2013 emotion classifier (shipped model), PublicTest", "fer/eval_test.md",
-                         ["fer", "eval", "--data", str(args.data_dir), "--out", str(out / "fer")]))
-        sections.append(("FER2013 emotion classifier, PublicTest, ten-crop averaging", "fer/eval_test_tta.md",
-                         ["fer", "eval", "--data", str(args.data_dir), "--out", str(out / "fer"), "--tta"]))
-    status = 0
-    for _, _, command in [] if args.index_only else sections:
-        print(f"== tapelab {' '.join(command)}", flush=True)
-        status = max(status, main(command))
-    lines = ["# tapelab results", "", f"Produced by `tapelab {' '.join(sys.argv[1:]) or 'all'}`.", ""]
-    lines += [f"- [{title}]({path}): `tapelab {' '.join(command)}`" for title, path, command in sections
-              if (out / path).exists()]
-    lines += ["", "Classifiers used by the attacks: [classifiers/](classifiers/) (each `.md` names its command)."]
-    print(f"report: {write_atomic(out / 'REPORT.md', chr(10).join(lines) + chr(10))}")
-    return status
+
+def cmd_ship(args) -> int:
+    from core.shipped import MODELS_DIR, ship_model
+
+    for model in args.models:
+        print(f"shipped: {ship_model(model, args.to or MODELS_DIR)}")
+    return 0
 
 
 def cmd_classifier(args) -> int:
@@ -122,7 +97,8 @@ def cmd_classifier(args) -> int:
     cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
     ensure_writable_dir(args.out)
     data = load_dataset(args.dataset, args.data_dir)
-    summary = train_classifier(args.dataset, data, cnn, train_config, args.out, progress=not args.quiet)
+    summary = train_classifier(args.dataset, data, cnn, train_config, args.out, progress=not args.quiet,
+                               command=args.command)
     write_classifier_summary(summary, ensure_writable_dir(args.results))
     print(f"{args.out / summary['model']}: test accuracy {summary['test_accuracy']:.4f} "
           f"after {summary['train_seconds']:.0f} s of training")
@@ -132,6 +108,7 @@ def cmd_classifier(args) -> int:
 def cmd_attack(args) -> int:
     from attacks.experiment import run_attack_experiment, write_attack_report
     from core.models import load_model_file
+    from core.shipped import model_record
     from train.classifier import load_dataset
 
     attack, generator = config_from_args(AttackConfig, args), config_from_args(GeneratorConfig, args)
@@ -139,7 +116,8 @@ def cmd_attack(args) -> int:
     data = load_dataset(args.dataset, args.data_dir)
     model_path = args.model or Path("runs/models") / f"{args.dataset}_cnn.h5"
     classifier = load_model_file(model_path, data.x_test.shape[1:], data.num_classes)
-    run_attack_experiment(classifier, data, args.dataset, attack, generator, out)
+    run_attack_experiment(classifier, data, args.dataset, attack, generator, out, command=args.command,
+                          classifier_record=model_record(model_path))
     print(f"report: {write_attack_report(out)}")
     return 0
 
@@ -199,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     gradients.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_arguments(gradients, GridConfig)
     add_config_arguments(gradients, TrainConfig)
-    gradients.set_defaults(run=cmd_gradients, evals_per_epoch=4)
+    # 8 curve points (and gradient-trace points) per epoch: 24 over 3 epochs plus the untrained net, one at 0.25.
+    gradients.set_defaults(run=cmd_gradients, evals_per_epoch=8)
 
     report = commands.add_parser("report", help="redraw the gradient-flow tables, plots and report",
                                  description="Redraw tables, plots and report.md from a saved results.json.")
@@ -233,20 +212,31 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--out", type=Path, default=Path("learning_curves.png"), help="PNG to write")
     curves.set_defaults(run=cmd_curves)
 
+    ship = commands.add_parser("ship", help="make trained models the shipped ones (models/)",
+                               description="Copy each trained .h5 and its JSON (which must name the command, the "
+                               "training time and the data fingerprint) into the shipped models folder, replacing "
+                               "the model of the same name there. Training never does this by itself.")
+    ship.add_argument("models", type=Path, nargs="+", help="trained .h5 files (their .json beside them)")
+    ship.add_argument("--to", type=Path, help="folder to ship into (default: the package's models/)")
+    ship.set_defaults(run=cmd_ship)
+
     add_fer_parser(commands)
     add_robust_parser(commands)
     add_realtime_parser(commands)
 
-    everything = commands.add_parser("all", help="the main job: every experiment, then REPORT.md",
-                                     description="Run every experiment with its defaults and write REPORT.md.")
+    everything = commands.add_parser(
+        "all", help="the main job: every experiment, then REPORT.md",
+        description="Run every experiment with its defaults, on the shipped models (models/), and write REPORT.md, "
+        "the lab report. With --retrain every classifier and robust model is trained first.")
     everything.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     everything.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    everything.add_argument("--retrain", action="store_true",
+                            help="train every model from scratch (into --models) instead of using the shipped ones")
     everything.add_argument("--models", type=Path, default=Path("runs/models"),
-                            help="where trained classifiers are kept and reused (default: runs/models)")
-    everything.add_argument("--retrain", action="store_true", help="train the classifiers even if they exist")
+                            help="with --retrain: where the trained models go (default: runs/models)")
     everything.add_argument("--quiet", action="store_true", help="no progress bars")
     everything.add_argument("--index-only", action="store_true",
-                            help="run nothing; rewrite REPORT.md from the section reports already in --out")
+                            help="run nothing; rewrite REPORT.md from the results already in --out")
     everything.set_defaults(run=cmd_all)
     parser.subparsers = commands.choices
     return parser
@@ -255,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     _apply_preset(parser, argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command = shlex.join(["tapelab", *argv])  # recorded beside each result as the command that made it
     try:
         return args.run(args)
     except TapelabError as error:

@@ -1,6 +1,5 @@
 """`tapelab fer train|eval|predict`: the facial-emotion classifier on the command line."""
 
-import sys
 from pathlib import Path
 
 from core.config import config_from_args
@@ -19,11 +18,11 @@ def cmd_fer_train(args) -> int:
     results = ensure_writable_dir(args.results)
     data = load_dataset("fer2013", args.data_dir)
     summary = train_classifier("fer2013", data, cnn, train_config, args.out, progress=not args.quiet,
-                               model_name="fer2013_emotion")
+                               model_name="fer2013_emotion", command=args.command)
     write_classifier_summary(summary, results)
     model_path = args.out / summary["model"]
     metrics = evaluate_split(load_emotion_model(model_path), args.data_dir, "test")
-    write_evaluation(metrics, results, " ".join(["tapelab", *sys.argv[1:]]))
+    write_evaluation(metrics, results, args.command)
     describe_model(model_path, summary, {"test": {k: metrics[k] for k in ("accuracy", "macro_f1", "count")}})
     print(f"{model_path}: PublicTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return 0
@@ -34,7 +33,7 @@ def cmd_fer_eval(args) -> int:
 
     model = load_emotion_model(args.model)
     metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta)
-    report = write_evaluation(metrics, ensure_writable_dir(args.out), " ".join(["tapelab", *sys.argv[1:]]))
+    report = write_evaluation(metrics, ensure_writable_dir(args.out), args.command)
     print(report.read_text())
     return 0
 

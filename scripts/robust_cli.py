@@ -29,15 +29,17 @@ def cmd_robust(args) -> int:
     data = load_dataset(dataset, args.data_dir)
     shape, classes = data.x_test.shape[1:], data.num_classes
     standard = load_model_file(args.standard_model or args.out / f"{dataset}_cnn.h5", shape, classes)
-    robust_path = ensure_writable_dir(args.out) / f"{dataset}_robust.h5"
+    robust_path = args.out / f"{dataset}_robust.h5"
     if args.retrain or not robust_path.exists():
+        ensure_writable_dir(args.out)
         summary = train_classifier(dataset, data, cnn, train_config, args.out, progress=not args.quiet,
-                                   model_name=f"{dataset}_robust", perturb=TrainingAttack(robust))
+                                   model_name=f"{dataset}_robust", perturb=TrainingAttack(robust),
+                                   command=args.command)
         write_classifier_summary(summary, out)
     training = load_json(robust_path.with_suffix(".json"))
     results = run_robust_experiment({"standard": standard, "robust": load_model_file(robust_path, shape, classes)},
                                     data, dataset, validation, generator, attack_results, out, robust, training,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, command=args.command)
     print(f"report: {write_robust_report(out)}")
     failed = [name for name, model in results["models"].items() if not model["passed"]]
     if failed:

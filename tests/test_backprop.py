@@ -39,21 +39,18 @@ def test_backprop_shapes_follow_the_weights():
     assert [tuple(db.shape) for _, db in gradients] == [(5,), (4,), (3,)]
 
 
-def test_a_wrong_derivative_is_caught():
-    """The check can fail: a derivative off by a factor shows a large relative error."""
-    kernels, biases, x, y = _small_net(np.random.default_rng(2))
-    right = backprop_gradients(kernels, biases, "sigmoid", x, y)
+def test_the_check_fails_on_a_wrong_derivative(monkeypatch):
+    """The check can fail: with sigmoid's derivative off by 10%, the checker itself reports failure."""
     from core import activations
 
-    original = activations.ACTIVATIONS["sigmoid"]
-    activations.ACTIVATIONS["sigmoid"] = activations.Activation(
-        "sigmoid", "sigmoid", lambda z: 1.1 * original.derivative(z), 0.0, 0.25, False
-    )
-    try:
-        wrong = backprop_gradients(kernels, biases, "sigmoid", x, y)
-    finally:
-        activations.ACTIVATIONS["sigmoid"] = original
-    assert np.max(np.abs(wrong[0][0] - right[0][0])) / np.max(np.abs(right[0][0])) > 0.05
+    right = activations.ACTIVATIONS["sigmoid"]
+    wrong = activations.Activation("sigmoid", "sigmoid", lambda z: 1.1 * right.derivative(z), 0.0, 0.25, False)
+    monkeypatch.setitem(activations.ACTIVATIONS, "sigmoid", wrong)
+    result = run_backprop_check(BackpropCheckConfig(depths=(2,), activations=("sigmoid",), batch_size=8))
+    assert not result["passed"]
+    errors = [layer["max_rel_error"] for layer in result["checks"][0]["layers"]]
+    assert errors[-1] < 1e-10 < 0.05 < errors[0]  # the output layer needs no f'; the first layer carries two
+    assert "FAIL: some relative error is at or above 1e-10" in format_backprop_check(result)
 
 
 def test_check_report_lists_every_layer_and_range():

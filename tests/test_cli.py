@@ -108,17 +108,15 @@ def test_unknown_dataset_is_rejected(capsys):
     assert exit_info.value.code == 2 and "invalid choice: 'svhn'" in capsys.readouterr().err
 
 
-def test_all_index_only_lists_the_existing_reports_and_runs_nothing(tmp_path, capsys):
-    (tmp_path / "attack_mnist").mkdir()
-    (tmp_path / "attack_mnist" / "report.md").write_text("# attack\n")
-    (tmp_path / "backprop_check.md").write_text("# check\n")
-    assert main(["all", "--out", str(tmp_path), "--models", str(tmp_path / "models"), "--index-only"]) == 0
-    index = (tmp_path / "REPORT.md").read_text()
-    assert "](backprop_check.md): `tapelab backprop-check" in index
-    assert "](attack_mnist/report.md): `tapelab attack --dataset mnist" in index
-    assert "gradient_flow" not in index and "robust_" not in index  # their reports do not exist
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "attack_mnist", "backprop_check.md"]
-    assert "== tapelab" not in capsys.readouterr().out
+def test_all_index_only_writes_the_report_from_what_is_there_and_runs_nothing(tmp_path, capsys):
+    assert main(["all", "--out", str(tmp_path), "--index-only"]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    for heading in ("## 1. Backpropagation by hand", "## 2. Gradient flow", "## 3. Adversarial examples",
+                    "## 4. Adversarially robust models", "## 5. Emotion recognition"):
+        assert heading in report
+    assert report.count("not run yet") == 5 and "`tapelab gradients` makes it" in report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md"]
+    assert "stage 1/" not in capsys.readouterr().out
 
 
 def test_curves_draws_runs_side_by_side_and_refuses_files_without_a_curve(tmp_path, capsys):
@@ -145,3 +143,11 @@ def test_curve_legend_names_the_saved_models_score_and_the_net_alone():
 
     assert _kept_accuracy({"test_accuracy": 0.6941}) == "69.41%"
     assert _kept_accuracy({"test_accuracy": 0.6941, "net_test_accuracy": 0.6857}) == "69.41%; net alone 68.57%"
+
+
+def test_the_starred_epoch_is_the_one_saved():
+    """Without keep_best the saved weights are the last epoch's, whatever epoch scored best."""
+    from train.curves import kept_epoch
+
+    assert kept_epoch({"best_epoch": 8, "train": {"epochs": 9, "keep_best": False}}) == 9
+    assert kept_epoch({"best_epoch": 8, "train": {"epochs": 9, "keep_best": True}}) == 8

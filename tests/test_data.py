@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.data import load_mnist, one_hot
+from core.data import ImageData, load_mnist, one_hot
 from core.errors import DataError
 
 
@@ -116,3 +116,11 @@ def test_cifar10_missing_and_unreadable(tmp_path):
         (tmp_path / "train" / name).mkdir()
     with pytest.raises(DataError, match="cannot read image .*bad.jpg"):
         load_cifar10(tmp_path)
+
+
+def test_fingerprint_names_the_data_not_the_files(tiny_digits):
+    same = ImageData(tiny_digits.x_train.copy(), tiny_digits.y_train.copy(), tiny_digits.x_test.copy(),
+                     tiny_digits.y_test.copy(), tiny_digits.class_names)
+    assert same.fingerprint() == tiny_digits.fingerprint()
+    same.x_train[0, 0, 0, 0] += 1 / 255
+    assert same.fingerprint() != tiny_digits.fingerprint()

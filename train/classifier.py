@@ -9,7 +9,6 @@ on the command line. Checkpoints are kept per epoch, so an interrupted run resum
 import dataclasses
 import functools
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,9 +116,10 @@ def channel_stats(images: np.ndarray):
 
 
 def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config: TrainConfig, out_dir,
-                     progress: bool = True, model_name: str | None = None, perturb=None) -> dict:
-    """Train, save `<model_name>.h5` and `<model_name>.json` (settings and test scores);
-    the name defaults to `<dataset>_cnn`. `perturb`: see `Trainer` (adversarial training)."""
+                     progress: bool = True, model_name: str | None = None, perturb=None, command: str = "") -> dict:
+    """Train, save `<model_name>.h5` and `<model_name>.json` (settings, test scores, the data's fingerprint and
+    `command`, the command line that ran it); the name defaults to `<dataset>_cnn`. `perturb`: see `Trainer`
+    (adversarial training)."""
     model_name = model_name or f"{dataset}_cnn"
     out_dir = ensure_writable_dir(out_dir)
     mean, std = channel_stats(data.x_train)
@@ -145,8 +145,9 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
     temporary.replace(model_path)
     test_loss, test_accuracy = trainer.evaluate(data.x_test, data.y_test)
     summary = {
-        "command": " ".join(["tapelab", *sys.argv[1:]]),
+        "command": command,
         "dataset": dataset,
+        "data_fingerprint": data.fingerprint(),
         "model": model_path.name,
         "best_epoch": history.best_epoch,
         "parameters": parameters,

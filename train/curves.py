@@ -36,7 +36,7 @@ def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
         records = summary["records"]
         epochs = [record["epoch"] for record in records]
         color = f"C{index % 10}"
-        best = next((r for r in records if r["epoch"] == summary.get("best_epoch")), None)
+        best = next((r for r in records if r["epoch"] == kept_epoch(summary)), None)
         for axis, (metric, _) in zip(axes, METRICS):
             axis.plot(epochs, [r[f"test_{metric}"] for r in records], color=color,
                       label=f"{label} ({_kept_accuracy(summary)})")
@@ -51,6 +51,13 @@ def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
     figure.suptitle("Learning curves: test solid, train dashed (mean over the epoch's steps, augmented), "
                     "star = kept epoch")
     return save_figure(figure, path)
+
+
+def kept_epoch(summary: dict) -> int:
+    """The epoch whose weights were saved: the best one with keep_best, else the last."""
+    if summary.get("train", {}).get("keep_best"):
+        return summary["best_epoch"]
+    return summary["train"]["epochs"] if "train" in summary else summary.get("best_epoch")
 
 
 def _kept_accuracy(summary: dict) -> str:

@@ -12,13 +12,13 @@ import numpy as np
 
 from core.errors import DataError
 from core.faces import FaceDetector
-from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face
+from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face, split_class_counts
 from core.io import save_figure, save_json, write_atomic
 from core.lite import LiteModel
 from core.models import load_model_file, model_crop_margin
+from core.shipped import MODELS_DIR
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = PACKAGE_ROOT / "models" / "fer2013_emotion.h5"
+SHIPPED_MODEL = MODELS_DIR / "fer2013_emotion.h5"
 PREPROCESSING = (
     "core.fer.preprocess_face: greyscale (OpenCV BGR->GRAY), resize to 48x48 (INTER_AREA when shrinking, "
     "INTER_LINEAR when enlarging), scale to float32 in [0, 1], shape (48, 48, 1); the model standardises inside"
@@ -87,7 +87,15 @@ def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, tta: boo
     views = tta_views(x, model_crop_margin(model)) if tta else [x]
     predicted = mean_probabilities(model, views).argmax(axis=1)
     return {**classification_metrics(y.argmax(axis=1), predicted), "split": split, "skipped": skipped,
-            "views": len(views)}
+            "views": len(views), "train_class_counts": _training_counts(data_dir)}
+
+
+def _training_counts(data_dir) -> list[int] | None:
+    """Training faces per emotion, for reading per-class results (None when the folder has no Training split)."""
+    try:
+        return split_class_counts(data_dir, "train")
+    except DataError:
+        return None
 
 
 def plot_confusion(metrics: dict, path) -> Path:

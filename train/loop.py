@@ -32,10 +32,13 @@ class NonFiniteLossError(TapelabError):
 @dataclass
 class History:
     """What a run measured. `records` are learning-curve points; `layer_gradients[0]` is
-    the untrained net, then one entry per epoch (when gradients are captured)."""
+    the untrained net, then one entry per epoch (when gradients are captured). `gradient_trace`
+    holds the same per-layer max |gradient| at the untrained point (epoch 0) and at every
+    learning-curve point, as {"epoch": float, "max_abs": [one value per layer, input to output]}."""
 
     records: list = field(default_factory=list)
     layer_gradients: list = field(default_factory=list)
+    gradient_trace: list = field(default_factory=list)
     layer_names: list = field(default_factory=list)
     train_seconds: float = 0.0  # wall time of the run less eval_seconds
     eval_seconds: float = 0.0  # spent evaluating the test set for the learning curve
@@ -146,17 +149,18 @@ class Trainer:
         history = History(layer_names=[layer.name for layer in dense_layers(self.model)])
         rng = np.random.default_rng(config.seed)
         probe_x, probe_y = _fixed_batch(x_train, y_train, config.gradient_batch_size, rng)
-        probe = make_gradient_probe(self.model, _mean_loss(self.loss_fn)) if config.capture_gradients else None
+        capture = self._gradient_capture(probe_x, probe_y) if config.capture_gradients else None
         first_epoch = load_checkpoint(checkpoint_dir, self, history, rng) if checkpoint_dir else 0
         best_weights = self._saved_best_weights(checkpoint_dir) if first_epoch and config.keep_best else None
-        if probe and first_epoch == 0:
-            history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
+        if capture and first_epoch == 0:
+            history.layer_gradients.append(capture())
+            history.gradient_trace.append({"epoch": 0.0, "max_abs": history.layer_gradients[0]})
         start_time = time.perf_counter() - history.train_seconds - history.eval_seconds
         for epoch in range(first_epoch, config.epochs):
             batches = _epoch_batches(rng.permutation(int(x_train.shape[0])), config.batch_size)
-            self._train_epoch(x_train, y_train, x_test, y_test, batches, epoch, name, progress, history)
-            if probe:
-                history.layer_gradients.append(probe(probe_x, probe_y).numpy().tolist())
+            self._train_epoch(x_train, y_train, x_test, y_test, batches, epoch, name, progress, history, capture)
+            if capture:  # the epoch's last trace point is the net after the epoch
+                history.layer_gradients.append(history.gradient_trace[-1]["max_abs"])
             history.train_seconds = time.perf_counter() - start_time - history.eval_seconds
             improved = history.final["test_accuracy"] > max(
                 (r["test_accuracy"] for r in history.records[:-1] if r["epoch"] == int(r["epoch"])), default=-1.0)
@@ -171,9 +175,11 @@ class Trainer:
             self.model.set_weights(best_weights)
         return history
 
-    def _train_epoch(self, x_train, y_train, x_test, y_test, batches, epoch, name, progress, history) -> None:
+    def _train_epoch(self, x_train, y_train, x_test, y_test, batches, epoch, name, progress, history,
+                     capture=None) -> None:
         """One pass over `batches`; a learning-curve record (and its evaluation time) added to `history`
-        after each of `evals_per_epoch` segments."""
+        after each of `evals_per_epoch` segments, and with `capture` (() -> per-layer max |gradient| on
+        the fixed batch) a gradient-trace point at the same epoch fraction."""
         config, steps_per_epoch = self.config, len(batches)
         segment_ends = np.linspace(0, steps_per_epoch, config.evals_per_epoch + 1).round().astype(int)[1:]
         bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{config.epochs}", unit="step",
@@ -203,6 +209,13 @@ class Trainer:
                 history.records.append({"epoch": epoch + step / steps_per_epoch, "train_loss": totals[0] / seen,
                                         "train_accuracy": totals[1] / seen, "test_loss": test_loss,
                                         "test_accuracy": test_accuracy})
+                if capture:
+                    history.gradient_trace.append({"epoch": epoch + step / steps_per_epoch, "max_abs": capture()})
+
+    def _gradient_capture(self, probe_x, probe_y):
+        """() -> per-layer max |gradient| (a list, input to output) on the fixed batch, weights unchanged."""
+        probe = make_gradient_probe(self.model, _mean_loss(self.loss_fn))
+        return lambda: probe(probe_x, probe_y).numpy().tolist()
 
     def _saved_best_weights(self, checkpoint_dir):
         """The best epoch's weights from a checkpoint, leaving the model's own weights as they are."""

@@ -1,0 +1,95 @@
+"""The emotion classifier's section of the lab report (results/REPORT.md), every number computed here from
+the saved evaluation and benchmark files."""
+
+import numpy as np
+
+from core.fer import EMOTIONS
+
+CONFUSIONS_SHOWN = 3
+
+
+def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, latency: dict | None) -> dict:
+    """Figures for the section: `evaluation` and `tta` are `tapelab fer eval` JSONs (single call, ten-crop),
+    `realtime` and `latency` the JSONs of scripts/bench_realtime.py and scripts/bench_fer.py."""
+    confusion = np.asarray(evaluation["confusion"], dtype=float)
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    off_diagonal = [(rates[t, p], t, p) for t in range(len(EMOTIONS)) for p in range(len(EMOTIONS)) if t != p]
+    confusions = [{"true": EMOTIONS[t], "predicted": EMOTIONS[p], "share": float(share), "count": int(confusion[t, p])}
+                  for share, t, p in sorted(off_diagonal, reverse=True)[:CONFUSIONS_SHOWN]]
+    per_class = evaluation["per_class"]
+    counts = evaluation.get("train_class_counts")
+    findings = {
+        "accuracy": evaluation["accuracy"], "macro_f1": evaluation["macro_f1"], "count": evaluation["count"],
+        "split": evaluation["split"], "command": evaluation["command"],
+        "tta_accuracy": tta["accuracy"] if tta else None,
+        "per_class": per_class, "confusions": confusions,
+        "train_class_counts": dict(zip(EMOTIONS, counts)) if counts else None,
+        "worst_recall": min(per_class, key=lambda name: per_class[name]["recall"]),
+        "best_recall": max(per_class, key=lambda name: per_class[name]["recall"]),
+    }
+    if realtime:
+        findings["realtime"] = {"fps": realtime["fps"], "classify_p50_ms": realtime["stages"]["classify"]["p50_ms"],
+                                "faces_found_per_frame": realtime["faces_found_per_frame"],
+                                "command": realtime["command"]}
+    if latency:
+        findings["latency"] = {"litert_one_face_p50_ms": latency["litert_batch_1_p50_ms"],
+                               "litert_four_faces_p50_ms": latency["litert_batch_4_p50_ms"],
+                               "command": latency["command"]}
+    return findings
+
+
+def _class_sentence(f: dict) -> str:
+    per_class, counts = f["per_class"], f["train_class_counts"]
+    worst, best = f["worst_recall"], f["best_recall"]
+    text = (f"Recall ranges from {per_class[worst]['recall']:.1%} for {worst} to {per_class[best]['recall']:.1%} "
+            f"for {best}.")
+    if counts:
+        rarest, commonest = min(counts, key=counts.get), max(counts, key=counts.get)
+        text += (f" The training split is far from balanced: {counts[rarest]:,} {rarest} faces against "
+                 f"{counts[commonest]:,} {commonest} faces ({counts[commonest] / counts[rarest]:.0f} times as many)")
+        text += (f", and {rarest} has only {per_class[rarest]['support']} test faces, so its scores move by "
+                 f"{1 / per_class[rarest]['support']:.1%} per face." if per_class[rarest]["support"] else ".")
+        text += (f" The commonest class is also the best recognised ({commonest}: recall "
+                 f"{per_class[commonest]['recall']:.1%})" if commonest == best else
+                 f" The best recognised class is {best}")
+        text += (", and a smile is the most distinctive of the seven expressions." if best == "happiness" else ".")
+    return text
+
+
+def _confusion_sentence(f: dict) -> str:
+    listed = "; ".join(f"{c['share']:.1%} of the {c['true']} faces ({c['count']}) are taken for {c['predicted']}"
+                       for c in f["confusions"])
+    return (f"The largest confusions: {listed}. These are expressions that share their most visible parts: a "
+            "lowered mouth and brows in sadness, fear and anger, an open mouth and raised brows in fear and "
+            "surprise, and a neutral face next to a mild sad one; FER2013's own labels disagree most on such faces "
+            "(Goodfellow et al. 2013).")
+
+
+def emotion_section(f: dict, folder: str) -> str:
+    """Markdown for the emotion classifier; `folder` is the link from REPORT.md to its results."""
+    lines = ["## 5. Emotion recognition (FER2013)", "",
+             f"The shipped model (`models/fer2013_emotion.h5`) classifies {f['accuracy']:.2%} of the {f['count']:,} "
+             f"PublicTest faces correctly in one call (macro-F1 {f['macro_f1']:.3f}; `{f['command']}`)"
+             + (f"; averaged over ten crops of each face, {f['tta_accuracy']:.2%}." if f["tta_accuracy"] else ".")
+             + " Its training epoch was chosen on PublicTest, so this figure is mildly optimistic.", "",
+             "| emotion | training faces | precision | recall | F1 | test faces |", "|---|---|---|---|---|---|"]
+    counts = f["train_class_counts"] or {}
+    for name in EMOTIONS:
+        c = f["per_class"][name]
+        training = f"{counts[name]:,}" if name in counts else "n/a"
+        lines.append(f"| {name} | {training} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | "
+                     f"{c['support']} |")
+    lines += ["", f"![confusion]({folder}/eval_test_confusion.png)", "",
+              "**Per class, and why.** " + _class_sentence(f), "", "**Main confusions.** " + _confusion_sentence(f), ""]
+    if "latency" in f or "realtime" in f:
+        text = "**Speed.**"
+        if "latency" in f:
+            lat = f["latency"]
+            text += (f" One face takes {lat['litert_one_face_p50_ms']:.2f} ms (median, LiteRT, both mirror passes), "
+                     f"four faces {lat['litert_four_faces_p50_ms']:.2f} ms (`{lat['command']}`).")
+        if "realtime" in f:
+            rt = f["realtime"]
+            text += (f" The realtime program runs at {rt['fps']:.1f} frames per second end to end on a 640x480 "
+                     f"video, classifying in {rt['classify_p50_ms']:.2f} ms per frame (median; `{rt['command']}`).")
+        lines += [text, ""]
+    return "\n".join(lines)
