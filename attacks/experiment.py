@@ -36,6 +36,21 @@ class AttackConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed for choosing source images"})
 
+    def __post_init__(self):
+        """Settings that would quietly score a method 0% (no PGD step, no L2 radius) are refused here."""
+        if not self.source_classes or min(self.source_classes) < 0:
+            raise ConfigError(f"--source-classes must name at least one class, each >= 0, got {self.source_classes}")
+        if not 0 <= self.source_confidence <= 1:
+            raise ConfigError(f"--source-confidence must lie in [0, 1], got {self.source_confidence}")
+        if not self.linf_eps > 0:
+            raise ConfigError(f"--linf-eps must be > 0, got {self.linf_eps}")
+        if self.pgd_steps < 1:
+            raise ConfigError(f"--pgd-steps must be at least 1, got {self.pgd_steps}")
+        ladder = self.l2_eps_ladder
+        if not ladder or not all(eps > 0 for eps in ladder) or list(ladder) != sorted(set(ladder)):
+            raise ConfigError(f"--l2-eps-ladder must be one or more L2 radii > 0, smallest first, such as "
+                              f"0.5,1,2; got {','.join(map(str, ladder)) or 'none'}")
+
 
 # CIFAR-10 needs far smaller perturbations than MNIST, so its steps are smaller too.
 PRESETS = {

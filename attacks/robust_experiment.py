@@ -63,7 +63,15 @@ def attack_pairs(attack_results_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(source test indices, target classes) of the generator pairs of the adversarial experiment."""
     if not Path(attack_results_path).is_file():
         raise ConfigError(f"{attack_results_path} not found; run `tapelab attack` for this data set first")
-    pairs = [p for p in load_json(attack_results_path)["pairs"] if p["method"] == "generator"]
+    results = load_json(attack_results_path)
+    pairs = results.get("pairs") if isinstance(results, dict) else None
+    if not isinstance(pairs, list) or not all(isinstance(p, dict) for p in pairs):
+        raise ConfigError(f"{attack_results_path} is not the results.json of `tapelab attack` (no list of "
+                          "'pairs'); rerun `tapelab attack` for this data set")
+    pairs = [p for p in pairs if p.get("method") == "generator"]
+    if not pairs or not all(isinstance(p.get(key), int) for p in pairs for key in ("source_index", "target_class")):
+        raise ConfigError(f"{attack_results_path} holds no generator pairs (each with a source_index and a "
+                          "target_class); rerun `tapelab attack` for this data set")
     return np.array([p["source_index"] for p in pairs]), np.array([p["target_class"] for p in pairs])
 
 

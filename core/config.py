@@ -1,7 +1,9 @@
 """Dataclass configs on the command line: one option per field, type-checked by argparse.
 
 Tuple fields take comma-separated lists (`--depths 5,20,40`); unknown options are rejected
-by argparse itself.
+by argparse itself. Every parser here is a named function that raises `argparse.ArgumentTypeError`
+with its own message, so a bad value reads "argument --depths: invalid list of whole numbers: '2.5';
+separate them with commas, such as 5,20,40" rather than argparse's "invalid <lambda> value: '2.5'".
 """
 
 import argparse
@@ -9,14 +11,55 @@ import dataclasses
 import typing
 
 
+def whole_number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number value: {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number value: {text!r}") from None
+
+
+def at_least(minimum: int):
+    """A parser of whole numbers >= `minimum`, for counts such as `--every` (1) or `--max-frames` (0)."""
+
+    def whole_number_at_least(text: str) -> int:
+        value = whole_number(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return whole_number_at_least
+
+
+# Per item type of a tuple field: its parser, and what the message calls a list of such items.
+_ITEMS = {int: (whole_number, "whole numbers", "5,20,40"), float: (number, "numbers", "0.5,1,2"),
+          str: (str.strip, "names", "relu,tanh")}
+
+
+def comma_list(item_type):
+    """A parser of comma-separated lists of `item_type` (int, float or str) into a tuple; empty items are dropped."""
+    parse_item, plural, example = _ITEMS[item_type]
+
+    def comma_separated_list(text: str) -> tuple:
+        try:
+            return tuple(parse_item(item) for item in text.split(",") if item.strip())
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"invalid list of {plural}: {text!r}; separate them with commas, such as {example}") from None
+
+    return comma_separated_list
+
+
 def _parser_for(field_type):
-    origin = typing.get_origin(field_type)
-    if origin is tuple:
-        item_type = typing.get_args(field_type)[0]
-        return lambda text: tuple(item_type(item) for item in text.split(",") if item.strip())
-    if field_type is bool:
-        return _parse_bool
-    return field_type
+    if typing.get_origin(field_type) is tuple:
+        return comma_list(typing.get_args(field_type)[0])
+    return {bool: _parse_bool, int: whole_number, float: number}.get(field_type, field_type)
 
 
 def _parse_bool(text: str) -> bool:

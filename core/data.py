@@ -8,6 +8,7 @@ which deletes a file whose hash it does not expect.
 import hashlib
 import pickle
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from core.errors import DataError
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+CIFAR10_BATCHES = (*(f"data_batch_{index}" for index in range(1, 6)), "test_batch")
 
 
 @dataclass
@@ -53,10 +55,31 @@ def one_hot(labels, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
-def to_unit_float(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels (N, H, W) or (N, H, W, C) to float32 in [0, 1] with a channel axis."""
-    images = np.asarray(images, dtype=np.float32) / 255.0
+def to_unit_float(images: np.ndarray, source: str = "images") -> np.ndarray:
+    """Pixels (N, H, W) or (N, H, W, C) to float32 in [0, 1] with a channel axis.
+
+    Integers in 0..255 (uint8 as stored) are divided by 255; floats already in [0, 1] are kept, so data
+    saved as floats is not scaled twice. Anything else (floats up to 255, negative values, integers above
+    255, NaN) is a DataError naming `source`, the dtype and the range found.
+    """
+    images = np.asarray(images)
+    integer = np.issubdtype(images.dtype, np.integer)
+    if not (integer or np.issubdtype(images.dtype, np.floating)):
+        raise DataError(f"{source} holds {images.dtype} values; expected integer pixels in 0..255 or floats in [0, 1]")
+    if images.size:
+        low, high = images.min(), images.max()  # NaN anywhere makes both NaN
+        if np.isnan(low) or low < 0 or high > (255 if integer else 1):
+            found = "NaN" if np.isnan(low) else f"{low:g}..{high:g}"
+            raise DataError(f"{source} holds {images.dtype} pixels with values {found}; expected integers in 0..255 "
+                            "(uint8) or floats in [0, 1]; convert the images to one of these")
+    images = images.astype(np.float32) / 255.0 if integer else images.astype(np.float32)
     return images[..., None] if images.ndim == 3 else images
+
+
+def _short(error: BaseException) -> str:
+    """An exception as one short line for a message: its type and the first line of its text."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:160]}" if lines else type(error).__name__
 
 
 def find_file(data_dir, *candidates: str) -> Path:
@@ -78,13 +101,20 @@ def load_mnist(data_dir=None) -> ImageData:
     if data_dir is None:
         import keras
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        source = "Keras' MNIST download"
+        try:
+            (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        except Exception as error:  # Keras' downloader raises a bare Exception when there is no network
+            raise DataError(f"could not download MNIST ({_short(error)}); pass --data-dir with a local copy "
+                            "(mnist.npz)") from None
     else:
-        x_train, y_train, x_test, y_test = _read_mnist_npz(find_file(data_dir, "mnist.npz", "mnist/mnist.npz"))
+        path = find_file(data_dir, "mnist.npz", "mnist/mnist.npz")
+        source = str(path)
+        x_train, y_train, x_test, y_test = _read_mnist_npz(path)
     return ImageData(
-        to_unit_float(x_train),
+        to_unit_float(x_train, f"{source} (x_train)"),
         one_hot(y_train, 10),
-        to_unit_float(x_test),
+        to_unit_float(x_test, f"{source} (x_test)"),
         one_hot(y_test, 10),
         class_names=tuple(str(digit) for digit in range(10)),
     )
@@ -92,81 +122,111 @@ def load_mnist(data_dir=None) -> ImageData:
 
 def _read_mnist_npz(path: Path):
     try:
-        with np.load(path) as archive:
+        archive = np.load(path)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is a single .npy array, not an .npz archive; download mnist.npz again")
+        with archive:
             missing = [key for key in MNIST_KEYS if key not in archive]
             if missing:
                 raise DataError(f"{path} lacks {', '.join(missing)}; expected the Keras mnist.npz keys {MNIST_KEYS}")
             arrays = [archive[key] for key in MNIST_KEYS]
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path} is not a readable .npz file ({error}); download mnist.npz again") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        # An empty file makes np.load raise EOFError; a cut-off or damaged one BadZipFile or zlib.error.
+        raise DataError(f"{path} is not a readable .npz file ({_short(error)}); download mnist.npz again") from None
     x_train, y_train, x_test, y_test = arrays
     for name, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-            raise DataError(
-                f"{path}: {name} images have shape {images.shape} for {len(labels)} labels; expected (N, 28, 28)"
-            )
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"{path}: {name} images have shape {images.shape}; expected (N, 28, 28)")
+        if len(images) != len(labels):
+            raise DataError(f"{path}: {len(images)} {name} images but {len(labels)} {name} labels; the counts "
+                            "must match; download mnist.npz again")
     return x_train, y_train, x_test, y_test
 
 
 def load_cifar10(data_dir=None) -> ImageData:
     """CIFAR-10, 50,000 train and 10,000 test 32x32 RGB images.
 
-    `data_dir` may hold the official pickled batches (`cifar-10-batches-py/`), or per-class image
-    folders `train/CLASS/*` and `test/CLASS/*`, directly or under `cifar10/`. Unpickling runs
-    code, so pickles are read only from a folder the user names.
+    `data_dir` may hold per-class image folders `train/CLASS/*` and `test/CLASS/*`, directly or
+    under `cifar10/` (preferred whenever present), or be itself the official batches folder
+    (`cifar-10-batches-py/`). Unpickling can run code, so pickles are read only from the folder
+    the user names, never from one found by searching.
     """
     if data_dir is None:
         import keras
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        try:
+            (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        except Exception as error:  # Keras' downloader raises a bare Exception when there is no network
+            raise DataError(f"could not download CIFAR-10 ({_short(error)}); pass --data-dir with a local copy "
+                            "(train/ and test/ image folders, or the cifar-10-batches-py folder itself)") from None
+        source = "Keras' CIFAR-10 download"
     else:
-        x_train, y_train, x_test, y_test = _read_cifar10_local(Path(data_dir))
-    return ImageData(
-        to_unit_float(x_train), one_hot(y_train, 10), to_unit_float(x_test), one_hot(y_test, 10), CIFAR10_CLASSES
-    )
+        x_train, y_train, x_test, y_test, source = _read_cifar10_local(Path(data_dir))
+    return ImageData(to_unit_float(x_train, f"{source} (train)"), one_hot(y_train, 10),
+                     to_unit_float(x_test, f"{source} (test)"), one_hot(y_test, 10), CIFAR10_CLASSES)
 
 
 def _read_cifar10_local(data_dir: Path):
+    """(x_train, y_train, x_test, y_test, where they came from) from image folders or the named batches folder."""
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} does not exist; pass the folder that holds CIFAR-10")
-    roots = [data_dir, data_dir / "cifar10"]
-    for root in [*roots, *(r / "cifar-10-batches-py" for r in roots)]:
-        if (root / "data_batch_1").is_file():
-            return _read_cifar10_pickles(root)
+    for root in (data_dir, data_dir / "cifar10"):
         if (root / "train").is_dir() and (root / "test").is_dir():
             x_train, y_train, _ = read_image_folders(root / "train", CIFAR10_CLASSES, grayscale=False)
             x_test, y_test, _ = read_image_folders(root / "test", CIFAR10_CLASSES, grayscale=False)
-            return x_train, y_train, x_test, y_test
+            return x_train, y_train, x_test, y_test, str(root)
+    if any((data_dir / name).exists() for name in CIFAR10_BATCHES):
+        return (*_read_cifar10_pickles(data_dir), str(data_dir))
+    batches = "cifar-10-batches-py"
+    for folder in (data_dir / batches, data_dir / "cifar10", data_dir / "cifar10" / batches):
+        if any((folder / name).exists() for name in CIFAR10_BATCHES):
+            raise DataError(f"the CIFAR-10 batches (Python pickles) are in {folder}; unpickling can run code, so "
+                            f"tapelab reads only a batches folder you name: pass --data-dir {folder}")
     raise DataError(
-        f"no CIFAR-10 under {data_dir}: expected cifar-10-batches-py/ (official download) or "
-        "train/CLASS/*.jpg and test/CLASS/*.jpg folders, directly or under cifar10/"
+        f"no CIFAR-10 under {data_dir}: expected train/CLASS/*.jpg and test/CLASS/*.jpg folders (directly or under "
+        "cifar10/), or pass the cifar-10-batches-py folder itself as --data-dir"
     )
 
 
 def _read_cifar10_pickles(root: Path):
+    """The official batches in `root`, which the user named; every file is checked to be there first."""
+    missing = [name for name in CIFAR10_BATCHES if not (root / name).is_file()]
+    if missing:
+        raise DataError(f"{root} lacks {', '.join(missing)}; the cifar-10-batches-py folder is incomplete, "
+                        "download it again")
+
     def batch(name):
         path = root / name
         try:
             with open(path, "rb") as handle:
                 content = pickle.load(handle, encoding="bytes")
-            images = np.asarray(content[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            return images, np.asarray(content[b"labels"])
-        except FileNotFoundError:
-            raise DataError(f"{path} is missing; the cifar-10-batches-py folder is incomplete") from None
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as error:
-            raise DataError(f"{path} is not a CIFAR-10 batch ({error}); download it again") from None
+            images = np.asarray(content[b"data"])
+            labels = np.asarray(content[b"labels"])
+            images = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        except OSError as error:
+            raise DataError(f"cannot read {path} (a Python pickle): {_short(error)}; check the file") from None
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError, TypeError,
+                ValueError, OverflowError) as error:  # what a damaged or foreign pickle raises while loading
+            raise DataError(f"{path} (a Python pickle) is not a CIFAR-10 batch ({_short(error)}); download it "
+                            "again") from None
+        if len(images) != len(labels) or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{path} (a Python pickle) holds {len(images)} images for {len(labels)} "
+                            f"{labels.dtype} labels; download it again")
+        return to_unit_float(images, f"{path} (a Python pickle)"), labels
 
-    parts = [batch(f"data_batch_{index}") for index in range(1, 6)]
-    x_test, y_test = batch("test_batch")
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), x_test, y_test
+    parts = [batch(name) for name in CIFAR10_BATCHES]
+    x_train = np.concatenate([images for images, _ in parts[:5]])
+    y_train = np.concatenate([labels for _, labels in parts[:5]])
+    return x_train, y_train, *parts[5]
 
 
 def read_image_folders(root: Path, class_folders, grayscale: bool, transform=None, skip_unreadable=False):
     """Images from `root/FOLDER/*` for each folder in `class_folders` (label = its position).
 
     `transform` is applied to each decoded image (uint8, RGB or grey). An unreadable image is an
-    error naming it, or, with `skip_unreadable`, skipped and counted. Decoding runs on threads
-    (OpenCV releases the GIL). Returns (images, labels, number skipped).
+    error naming it, or, with `skip_unreadable`, skipped and counted. A class with no images (or,
+    after skipping, none readable) is always an error: training without it would be silently wrong.
+    Decoding runs on threads (OpenCV releases the GIL). Returns (images, labels, number skipped).
     """
     import cv2
 
@@ -175,6 +235,9 @@ def read_image_folders(root: Path, class_folders, grayscale: bool, transform=Non
         if not (root / folder).is_dir():
             raise DataError(f"{root / folder} is missing; expected one folder per class: {', '.join(class_folders)}")
         found = sorted(p for p in (root / folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(f"no images in {root / folder}; every class needs images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
         paths += found
         labels += [label] * len(found)
     flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
@@ -191,10 +254,12 @@ def read_image_folders(root: Path, class_folders, grayscale: bool, transform=Non
     with ThreadPoolExecutor(max_workers=4) as pool:
         images = list(pool.map(read, paths))
     kept = [index for index, image in enumerate(images) if image is not None]
+    labels = np.asarray(labels, dtype=np.int64)[kept]
+    emptied = [folder for label, folder in enumerate(class_folders) if not np.any(labels == label)]
+    if emptied:
+        raise DataError(f"no readable images in {root / emptied[0]}; every class needs images")
     images = [images[index] for index in kept]
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise DataError(f"images under {root} differ in size ({sorted(shapes)[:3]}); resize them to one size")
-    if not images:
-        raise DataError(f"no readable images under {root}")
-    return np.stack(images), np.asarray(labels)[kept], len(paths) - len(kept)
+    return np.stack(images), labels, len(paths) - len(kept)

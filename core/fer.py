@@ -19,6 +19,7 @@ KAGGLE_FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutr
 FACE_SIZE = 48
 # Split names users give, and their names in each form.
 SPLITS = {"train": ("train", "Training"), "test": ("test", "PublicTest"), "private": ("private", "PrivateTest")}
+USAGES = tuple(usage for _, usage in SPLITS.values())
 
 
 def preprocess_face(face: np.ndarray) -> np.ndarray:
@@ -39,7 +40,7 @@ def load_fer_split(data_dir, split: str, skip_bad: bool = False):
 
     `data_dir` holds the Kaggle folders (`train/EMOTION/*.jpg`, ...) or `fer2013.csv`, directly
     or under `fer2013/`. Malformed rows or images are errors naming the file (and row), or with
-    `skip_bad` are skipped and counted.
+    `skip_bad` are skipped and counted. An emotion folder with no images is an error either way.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -82,34 +83,70 @@ def load_fer2013(data_dir, skip_bad: bool = False) -> ImageData:
 
 
 def _read_fer_csv(path: Path, usage: str, skip_bad: bool):
+    """Faces, labels and the skipped count of the rows whose Usage is `usage`.
+
+    A bad row (a field missing or extra, a NUL byte or a byte that is not UTF-8, an unknown Usage, a
+    bad label or pixels) is an error naming file and row, or with `skip_bad` skipped and counted. A row
+    whose Usage is missing or unreadable belongs to no split, so every split that is read counts it.
+    """
     faces, labels, skipped = [], [], 0
-    with open(path, newline="") as handle:
+    # surrogateescape keeps a non-UTF-8 byte inside its row, so that row is named (or skipped) instead of
+    # the whole read failing; utf-8-sig accepts the byte-order mark some editors write.
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"{path} lacks the columns {', '.join(sorted(missing))}; expected emotion,pixels,Usage")
-        for row_number, row in enumerate(reader, start=2):  # row 1 is the header
-            if row["Usage"] != usage:
-                continue
-            try:
-                face, label = _parse_row(row)
-            except ValueError as problem:
-                if not skip_bad:
-                    raise DataError(f"{path}, row {row_number}: {problem}; fix the row or skip bad rows") from None
-                skipped += 1
-                continue
-            faces.append(preprocess_face(face))
-            labels.append(label)
+        row_number = 1  # row 1 is the header
+        try:
+            for row_number, row in enumerate(reader, start=2):
+                try:
+                    if _row_usage(row) != usage:
+                        continue
+                    face, label = _parse_row(row)
+                except (ValueError, OverflowError) as problem:
+                    if not skip_bad:
+                        raise DataError(f"{path}, row {row_number}: {problem}; fix the row or skip bad rows") from None
+                    skipped += 1
+                    continue
+                faces.append(preprocess_face(face))
+                labels.append(label)
+        except csv.Error as error:  # e.g. an unclosed quote that swallows the rest of the file
+            raise DataError(f"{path}, after row {row_number}: {error}; fix the file") from None
     if not faces:
-        raise DataError(f"{path} has no usable rows with Usage {usage}")
+        raise DataError(f"{path} has no usable rows with Usage {usage} ({skipped} bad rows skipped); "
+                        "check the file or pass another split")
     return np.stack(faces), np.asarray(labels), skipped
 
 
+def _field(row: dict, name: str) -> str:
+    """One field of a CSV row, as text that can be trusted; ValueError saying what is wrong otherwise."""
+    value = row[name]
+    if value is None:
+        raise ValueError(f"the row ends before its {name} field")
+    if "\x00" in value:
+        raise ValueError(f"a NUL byte in the {name} field")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that was not UTF-8, kept by surrogateescape
+        raise ValueError(f"a byte that is not UTF-8 text in the {name} field") from None
+    return value
+
+
+def _row_usage(row: dict) -> str:
+    usage = _field(row, "Usage")
+    if usage not in USAGES:
+        raise ValueError(f"unknown Usage {usage[:40]!r} (expected {', '.join(USAGES)})")
+    return usage
+
+
 def _parse_row(row):
-    label = int(row["emotion"])
+    if None in row:  # csv.DictReader files fields beyond the header under the key None
+        raise ValueError(f"{len(row[None])} more fields than the header's")
+    label = int(_field(row, "emotion"))
     if not 0 <= label < len(EMOTIONS):
         raise ValueError(f"unknown emotion label {label} (expected 0-6)")
-    pixels = np.array(row["pixels"].split(), dtype=np.int64)
+    pixels = np.array(_field(row, "pixels").split(), dtype=np.int64)
     if pixels.size != FACE_SIZE * FACE_SIZE:
         raise ValueError(f"{pixels.size} pixels instead of {FACE_SIZE * FACE_SIZE}")
     if pixels.min() < 0 or pixels.max() > 255:

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -70,3 +71,78 @@ def save_figure(figure, path) -> Path:
     figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     plt.close(figure)
     return write_atomic(path, buffer.getvalue())
+
+
+def save_npz(path, **arrays) -> Path:
+    """`np.savez_compressed`, written atomically."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_atomic(path, buffer.getvalue())
+
+
+class RunFolder:
+    """The files of one run, written under a staging folder inside `out` and moved into `out` together when
+    the run is done, so a folder is never left half old, half new, and a failure (a full disk, an interrupt)
+    leaves the results already there as they were.
+
+        with RunFolder(out, "results.json", overwrite=args.overwrite) as run:
+            run_experiment(..., run.staging)
+
+    `primary` names the file that marks a finished run of this kind; a folder already holding it is replaced
+    only with `overwrite`. A folder may hold several kinds of run (one `primary` each). Files that the run
+    replaced by this one wrote and this one did not are removed. What an interrupted run wrote stays in the
+    staging folder, so an experiment that saves as it goes resumes from it.
+    """
+
+    def __init__(self, out, primary: str, overwrite: bool = False):
+        self.out, self.primary = Path(out), primary
+        if (self.out / primary).exists() and not overwrite:
+            raise TapelabError(f"{self.out} already holds the results of an earlier run ({primary}); pass "
+                               "--overwrite to replace them, or choose another output folder")
+        self.made = [folder for folder in (self.out, *self.out.parents) if not folder.exists()]  # deepest first
+        self.staging = ensure_writable_dir(self.out / f".partial.{Path(primary).stem}")
+        self.manifest = self.out / f".files.{Path(primary).stem}.json"
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abandon()
+
+    def commit(self) -> list[Path]:
+        """Move every staged file into place, remove the previous run's files this run did not write."""
+        written = sorted(path.relative_to(self.staging) for path in self.staging.rglob("*") if path.is_file())
+        if not written:
+            raise TapelabError(f"the run wrote nothing into {self.out}; nothing was replaced")
+        previous = set(json.loads(self.manifest.read_text())) if self.manifest.is_file() else set()
+        for relative in written:
+            target = self.out / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / relative, target)
+        for stale in previous - {str(relative) for relative in written}:
+            (self.out / stale).unlink(missing_ok=True)
+        write_atomic(self.manifest, json.dumps([str(relative) for relative in written], indent=1) + "\n")
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return [self.out / relative for relative in written]
+
+    def abandon(self) -> None:
+        """After a failure: drop the staging folder if nothing was saved there, and the folders this run
+        created (the output folder and its parents) if they are still empty."""
+        if self.staging.is_dir() and not any(self.staging.iterdir()):
+            self.staging.rmdir()
+        for folder in self.made:
+            if not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
+
+
+def refuse_to_replace(path, overwrite: bool) -> None:
+    """An error before any work when `path` (a finished run's file) exists and `overwrite` was not asked for."""
+    if Path(path).exists() and not overwrite:
+        raise TapelabError(f"{path} already exists (an earlier run's); pass --overwrite to replace it, or choose "
+                           "another output folder")

@@ -23,6 +23,15 @@ def shipped_model(name: str) -> Path:
     return path
 
 
+def _training_record(description: dict) -> dict:
+    """The training summary inside a model's JSON: the whole file for the lab's classifiers, its `training`
+    part (with the test metrics) for the emotion model, whose JSON also describes labels and preprocessing."""
+    if "training" not in description:
+        return description
+    test = description.get("metrics", {}).get("test", {})
+    return {**description["training"], **({"test_accuracy": test["accuracy"]} if "accuracy" in test else {})}
+
+
 def model_record(model_path) -> dict:
     """What the JSON beside a trained `.h5` says of it (test accuracy, training command and time, data
     fingerprint), with the model's path; only the path when there is no such JSON."""
@@ -30,7 +39,7 @@ def model_record(model_path) -> dict:
     record = {"path": str(model_path)}
     summary_path = model_path.with_suffix(".json")
     if summary_path.is_file():
-        summary = load_json(summary_path)
+        summary = _training_record(load_json(summary_path))
         record.update({key: summary[key] for key in ("test_accuracy", "train_seconds", "command", "data_fingerprint")
                        if key in summary})
     return record
@@ -43,7 +52,7 @@ def ship_model(model_path, models_dir=MODELS_DIR) -> Path:
     model_path = Path(model_path)
     if model_path.suffix != ".h5" or not model_path.is_file():
         raise TapelabError(f"{model_path} is not a trained .h5 file; pass the .h5 that training wrote")
-    summary = load_json(model_path.with_suffix(".json"))
+    summary = _training_record(load_json(model_path.with_suffix(".json")))
     missing = [key for key in ("command", "train_seconds", "data_fingerprint") if key not in summary]
     if missing:
         raise TapelabError(f"{model_path.with_suffix('.json')} lacks {', '.join(missing)}; retrain the model with "

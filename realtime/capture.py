@@ -29,6 +29,9 @@ class Frame:
 
 def parse_source(text: str) -> int | str:
     """`"0"` is camera index 0; a `/dev/videoN` path, a video file or a stream URL stay as given."""
+    if not text.strip():
+        raise CameraError("--camera is empty; give a camera index (0), a /dev/videoN path, a video file or a "
+                          "stream URL")
     return int(text) if text.strip().isdigit() else text
 
 
@@ -43,6 +46,8 @@ def _open_hint(source: int | str) -> str:
         return "check the URL and that the stream is live"
     if not Path(source).exists():
         return "no such device or file; give a camera index (0), a /dev/videoN path, a video file or a stream URL"
+    if Path(source).is_dir():
+        return "this is a folder; give a video file in it, a camera index (0) or a /dev/videoN path"
     if source.startswith("/dev/video"):
         return "check that you may read it (the video group) and that no other program holds it"
     return "OpenCV cannot decode this file; give a video it can read (mp4, avi, ...)"

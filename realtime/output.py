@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,10 +50,47 @@ def annotate(image: np.ndarray, faces: list[FaceResult], fps: float) -> np.ndarr
 
 
 def display_available() -> bool:
-    """A window can open: on Linux only with an X11 or Wayland display; elsewhere assume a desktop."""
+    """A display may exist: on Linux only with an X11 or Wayland display named; elsewhere assume a desktop."""
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
+
+
+# Opens and closes a window in a child process. With no display answering, the GUI toolkit aborts the whole
+# process (Qt: "could not connect to display", exit 134), which no `except` can catch, so we ask a child first.
+_WINDOW_PROBE = "import cv2; cv2.namedWindow('tapelab', cv2.WINDOW_NORMAL); cv2.waitKey(1); cv2.destroyAllWindows()"
+
+
+def window_opens(timeout: float = 10.0) -> bool:
+    """Whether an OpenCV window can really open here (a display is named and answers)."""
+    if not display_available():
+        return False
+    try:
+        probe = subprocess.run([sys.executable, "-c", _WINDOW_PROBE], capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def _display_name() -> str:
+    named = [f"{name}={os.environ[name]!r}" for name in ("DISPLAY", "WAYLAND_DISPLAY") if os.environ.get(name)]
+    return f"{' and '.join(named)} does not answer" if named else "DISPLAY is not set"
+
+
+def choose_window(mode: str) -> bool:
+    """Whether to show a window. "off": never. "auto": when one can open, else a note on stderr and none.
+    "on" (`--window`): the user asked for one, so a display that does not answer is an error, not a silent
+    change of mode."""
+    if mode == "off":
+        return False
+    if window_opens():
+        return True
+    if mode == "on":
+        raise TapelabError(f"--window: no window can open ({_display_name()}); start the program where a display "
+                           "answers, or pass --no-window")
+    print(f"tapelab realtime: no display ({_display_name()}); running without a window (--no-window)",
+          file=sys.stderr)
+    return False
 
 
 class Window:
@@ -73,18 +111,29 @@ class Window:
 
 
 def open_window(force: bool = False) -> Window | None:
-    """A window when a display exists (or when forced); otherwise None and a note on stderr."""
-    if force or display_available():
-        try:
-            return Window()
-        except cv2.error:
-            pass
-    print("tapelab realtime: no display found; running without a window (--no-window)", file=sys.stderr)
-    return None
+    """A window when one can open; otherwise None and a note on stderr (with `force`, an error)."""
+    return Window() if choose_window("on" if force else "auto") else None
+
+
+VIDEO_FORMATS = {".mp4": "mp4v", ".avi": "MJPG"}  # both codecs ship with opencv-python
+
+
+def check_video_path(path) -> None:
+    """Before the camera opens: `path` names a .mp4 or .avi file in an existing folder that takes it. A
+    tiny trial video is written there and removed, so the check is the writer itself."""
+    path = Path(path)
+    if path.is_dir():
+        raise TapelabError(f"--output {path} is a folder; give a video file such as {path / 'annotated.mp4'}")
+    if path.suffix.lower() not in VIDEO_FORMATS:
+        raise TapelabError(f"--output {path}: the video must end in .mp4 or .avi")
+    if not path.parent.is_dir():
+        problem = "is not a folder" if path.parent.exists() else "does not exist"
+        raise TapelabError(f"--output {path}: {path.parent} {problem}; create the folder or choose another")
+    VideoOutput(path, 30.0, (16, 16)).close()
 
 
 class VideoOutput:
-    """The annotated stream as a video file (mp4v for .mp4, MJPG otherwise; both ship with opencv-python).
+    """The annotated stream as a video file (mp4v for .mp4, MJPG otherwise).
 
     Frames go to a `.partial.` file that replaces `path` only when closed, so a crash never
     leaves a broken file where an earlier video was.
@@ -93,10 +142,11 @@ class VideoOutput:
     def __init__(self, path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
         self.partial = self.path.with_name(f".partial.{self.path.name}")
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_FORMATS.get(self.path.suffix.lower(), "MJPG"))
         self.writer = cv2.VideoWriter(str(self.partial), fourcc, fps, size)
         if not self.writer.isOpened():
-            raise TapelabError(f"cannot write video {path}; check that its folder exists and use .mp4 or .avi")
+            raise TapelabError(f"cannot write video {path}; check that its folder exists and may be written, "
+                               "and use .mp4 or .avi")
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:

@@ -17,7 +17,7 @@ from attacks.experiment import AttackConfig
 from attacks.generator import GeneratorConfig
 from core.config import add_config_arguments, config_from_args
 from core.errors import TapelabError
-from core.io import ensure_writable_dir
+from core.io import RunFolder, ensure_writable_dir, refuse_to_replace
 from scripts.fer_cli import add_fer_parser
 from scripts.options import DATA_DIR_HELP, add_training_options
 from scripts.realtime_cli import add_realtime_parser
@@ -35,11 +35,11 @@ def cmd_backprop_check(args) -> int:
     result = run_backprop_check(config_from_args(BackpropCheckConfig, args))
     print(format_backprop_check(result, per_layer=not args.summary))
     if args.out:
-        out = ensure_writable_dir(args.out)
-        save_json(out / "backprop_check.json", {**result, "command": args.command})
-        title = "# Backprop check: hand-written gradients against tf.GradientTape (float64)"
-        header = f"{title}\n\nProduced by `{args.command}`.\n\n"
-        write_atomic(out / "backprop_check.md", header + format_backprop_check(result))
+        with RunFolder(args.out, "backprop_check.json", args.overwrite) as run:
+            save_json(run.staging / "backprop_check.json", {**result, "command": args.command})
+            title = "# Backprop check: hand-written gradients against tf.GradientTape (float64)"
+            header = f"{title}\n\nProduced by `{args.command}`.\n\n"
+            write_atomic(run.staging / "backprop_check.md", header + format_backprop_check(result))
     return 0 if result["passed"] else 1
 
 
@@ -49,25 +49,49 @@ def cmd_gradients(args) -> int:
     from train.gradient_flow_report import write_report
 
     grid, train_config = config_from_args(GridConfig, args), config_from_args(TrainConfig, args)
-    out = ensure_writable_dir(args.out)
-    results = run_grid(load_mnist(args.data_dir), grid, train_config, out, command=args.command,
-                       progress=not args.quiet)
-    print(f"report: {write_report(results, out)}")
+    with RunFolder(args.out, "results.json", args.overwrite) as run:  # finished models resume from run.staging
+        results = run_grid(load_mnist(args.data_dir), grid, train_config, run.staging, command=args.command,
+                           progress=not args.quiet)
+        write_report(results, run.staging)
+    print(f"report: {args.out / 'report.md'}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from train.gradient_flow import load_results
+    from core.io import load_json
+    from train.gradient_flow import load_results, run_key
     from train.gradient_flow_report import write_report
 
-    print(f"report: {write_report(load_results(args.out), args.out)}")
+    # Another experiment's results.json, or a cut or edited one, must not end in a traceback halfway through
+    # drawing: check its shape first, then that every run of the grid it names is there.
+    path = args.out / "results.json"
+    found = load_json(path)
+    settings = found.get("settings") if isinstance(found, dict) else None
+    not_ours = (f"{path} is not a gradient-flow results file ({{}}); `tapelab gradients --out {args.out}` "
+                "writes one")
+    if not (isinstance(settings, dict) and isinstance(found.get("runs"), dict)
+            and all(isinstance(settings.get(part), dict) for part in ("grid", "train"))):
+        raise TapelabError(not_ours.format('it needs "settings" with "grid" and "train", and "runs"'))
+    results = load_results(args.out)
+    grid = results["settings"]["grid"]
+    try:
+        missing = [key for key in (run_key(activation, depth, seed) for seed in grid["seeds"]
+                                   for activation in grid["activations"] for depth in grid["depths"])
+                   if not isinstance(results["runs"].get(key), dict)]
+    except (KeyError, TypeError):
+        raise TapelabError(not_ours.format("its grid needs lists of seeds, activations and depths")) from None
+    if missing:
+        raise TapelabError(not_ours.format(f"runs {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''} "
+                                           "of its grid are missing"))
+    print(f"report: {write_report(results, args.out)}")
     return 0
 
 
 def cmd_curves(args) -> int:
-    from train.curves import load_summaries, plot_classifier_curves
+    from train.curves import check_figure_path, load_summaries, plot_classifier_curves
 
-    print(f"learning curves: {plot_classifier_curves(load_summaries(args.summaries), args.out)}")
+    out = check_figure_path(args.out)  # before any summary is read
+    print(f"learning curves: {plot_classifier_curves(load_summaries(args.summaries), out)}")
     return 0
 
 
@@ -95,11 +119,13 @@ def cmd_classifier(args) -> int:
     from train.classifier import load_dataset, train_classifier, write_classifier_summary
 
     cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
-    ensure_writable_dir(args.out)
-    data = load_dataset(args.dataset, args.data_dir)
-    summary = train_classifier(args.dataset, data, cnn, train_config, args.out, progress=not args.quiet,
-                               command=args.command)
-    write_classifier_summary(summary, ensure_writable_dir(args.results))
+    name = f"{args.dataset}_cnn"
+    refuse_to_replace(args.out / f"{name}.h5", args.overwrite)
+    with RunFolder(args.results, f"{name}.json", args.overwrite) as run:
+        data = load_dataset(args.dataset, args.data_dir)
+        summary = train_classifier(args.dataset, data, cnn, train_config, ensure_writable_dir(args.out),
+                                   progress=not args.quiet, command=args.command)
+        write_classifier_summary(summary, run.staging)
     print(f"{args.out / summary['model']}: test accuracy {summary['test_accuracy']:.4f} "
           f"after {summary['train_seconds']:.0f} s of training")
     return 0
@@ -108,17 +134,19 @@ def cmd_classifier(args) -> int:
 def cmd_attack(args) -> int:
     from attacks.experiment import run_attack_experiment, write_attack_report
     from core.models import load_model_file
-    from core.shipped import model_record
+    from core.shipped import model_record, shipped_model
     from train.classifier import load_dataset
 
     attack, generator = config_from_args(AttackConfig, args), config_from_args(GeneratorConfig, args)
-    out = ensure_writable_dir(args.out or Path("results") / f"attack_{args.dataset}")
-    data = load_dataset(args.dataset, args.data_dir)
-    model_path = args.model or Path("runs/models") / f"{args.dataset}_cnn.h5"
-    classifier = load_model_file(model_path, data.x_test.shape[1:], data.num_classes)
-    run_attack_experiment(classifier, data, args.dataset, attack, generator, out, command=args.command,
-                          classifier_record=model_record(model_path))
-    print(f"report: {write_attack_report(out)}")
+    out = args.out or Path("runs") / f"attack_{args.dataset}"
+    model_path = args.model or shipped_model(f"{args.dataset}_cnn")
+    with RunFolder(out, "results.json", args.overwrite) as run:
+        data = load_dataset(args.dataset, args.data_dir)
+        classifier = load_model_file(model_path, data.x_test.shape[1:], data.num_classes)
+        run_attack_experiment(classifier, data, args.dataset, attack, generator, run.staging, command=args.command,
+                              classifier_record=model_record(model_path))
+        write_attack_report(run.staging)
+    print(f"report: {out / 'report.md'}")
     return 0
 
 
@@ -167,13 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(check, BackpropCheckConfig)
     check.add_argument("--summary", action="store_true", help="one line per model instead of per layer")
     check.add_argument("--out", type=Path, help="also write backprop_check.json and .md into this folder")
+    check.add_argument("--overwrite", action="store_true", help="replace the check's files already in --out")
     check.set_defaults(run=cmd_backprop_check)
 
     gradients = commands.add_parser("gradients", help="the depth x activation gradient-flow grid on MNIST",
                                     description="Train MLPs for every depth and activation with the tape loop, "
                                     "capture per-layer max gradients, write tables, plots and a report.")
     gradients.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
-    gradients.add_argument("--out", type=Path, default=Path("results/gradient_flow"), help="results folder")
+    gradients.add_argument("--out", type=Path, default=Path("runs/gradient_flow"), help="results folder")
+    gradients.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     gradients.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_arguments(gradients, GridConfig)
     add_config_arguments(gradients, TrainConfig)
@@ -190,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "<dataset>_cnn.h5 and <dataset>_cnn.json. Defaults are the data set's preset.")
     classifier.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
     classifier.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
-    add_training_options(classifier, out="runs/models", results="results/classifiers")
+    add_training_options(classifier, out="runs/models", results="runs/classifiers")
     classifier.set_defaults(run=cmd_classifier)
 
     attack = commands.add_parser("attack", help="generator-built adversarial examples against baselines",
@@ -199,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "grids, tables and a report. Defaults are the data set's preset.")
     attack.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
     attack.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
-    attack.add_argument("--model", type=Path, help="classifier .h5 (default: runs/models/<dataset>_cnn.h5)")
-    attack.add_argument("--out", type=Path, help="results folder (default: results/attack_<dataset>)")
+    attack.add_argument("--model", type=Path, help="classifier .h5 (default: the shipped models/<dataset>_cnn.h5)")
+    attack.add_argument("--out", type=Path, help="results folder (default: runs/attack_<dataset>)")
+    attack.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     add_config_arguments(attack, AttackConfig)
     add_config_arguments(attack, GeneratorConfig)
     attack.set_defaults(run=cmd_attack)
@@ -252,6 +283,11 @@ def main(argv=None) -> int:
         return args.run(args)
     except TapelabError as error:
         print(f"tapelab: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a read-only folder: what was there before is left as it was
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"tapelab: error: {error.strerror or error}{where}; results already there were left as they were; "
+              "free space or choose another output folder and run again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tapelab: interrupted; finished runs are saved and a rerun resumes from them", file=sys.stderr)

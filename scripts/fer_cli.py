@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from core.config import config_from_args
-from core.io import ensure_writable_dir
+from core.errors import TapelabError
+from core.io import RunFolder, ensure_writable_dir, refuse_to_replace
 from scripts.options import add_training_options
 from train.classifier import CnnConfig
 from train.config import TrainConfig
@@ -14,43 +15,59 @@ def cmd_fer_train(args) -> int:
     from train.fer import describe_model, evaluate_split, load_emotion_model, write_evaluation
 
     cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
-    ensure_writable_dir(args.out)
-    results = ensure_writable_dir(args.results)
-    data = load_dataset("fer2013", args.data_dir)
-    summary = train_classifier("fer2013", data, cnn, train_config, args.out, progress=not args.quiet,
-                               model_name="fer2013_emotion", command=args.command)
-    write_classifier_summary(summary, results)
-    model_path = args.out / summary["model"]
-    metrics = evaluate_split(load_emotion_model(model_path), args.data_dir, "test")
-    write_evaluation(metrics, results, args.command)
-    describe_model(model_path, summary, {"test": {k: metrics[k] for k in ("accuracy", "macro_f1", "count")}})
-    print(f"{model_path}: PublicTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    refuse_to_replace(args.out / "fer2013_emotion.h5", args.overwrite)
+    with RunFolder(args.results, "fer2013_emotion.json", args.overwrite) as run:
+        data = load_dataset("fer2013", args.data_dir)
+        summary = train_classifier("fer2013", data, cnn, train_config, ensure_writable_dir(args.out),
+                                   progress=not args.quiet, model_name="fer2013_emotion", command=args.command)
+        write_classifier_summary(summary, run.staging)
+        model_path = args.out / summary["model"]
+        metrics = evaluate_split(load_emotion_model(model_path), args.data_dir, "test")
+        write_evaluation(metrics, run.staging, args.command)
+        describe_model(model_path, summary, {"test": {k: metrics[k] for k in ("accuracy", "macro_f1", "count")}})
+    print(f"{model_path}: PublicTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
+          f"`tapelab ship {model_path}` makes it the model the realtime program uses")
     return 0
 
 
 def cmd_fer_eval(args) -> int:
     from train.fer import evaluate_split, load_emotion_model, write_evaluation
 
-    model = load_emotion_model(args.model)
-    metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta)
-    report = write_evaluation(metrics, ensure_writable_dir(args.out), args.command)
-    print(report.read_text())
+    name = f"eval_{args.split}" + ("_tta" if args.tta else "")
+    with RunFolder(args.out, f"{name}.json", args.overwrite) as run:  # proven writable before any work
+        model = load_emotion_model(args.model)
+        metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta)
+        report = write_evaluation(metrics, run.staging, args.command)
+        text = report.read_text()
+    print(text)
     return 0
 
 
 def cmd_fer_predict(args) -> int:
+    """One line per image as soon as it is done; with --json every stdout line is JSON and notes go to stderr."""
     import json
+    import sys
 
     from train.fer import load_emotion_model, predict_images
 
-    for result in predict_images(load_emotion_model(args.model), args.images):
-        if args.json:
-            print(json.dumps(result))
+    skipped = []
+    for result in predict_images(load_emotion_model(args.model), args.images, skip_bad=args.skip_bad):
+        if "error" in result:
+            skipped.append(result["path"])
+            print(f"tapelab fer predict: skipped {result['error']}", file=sys.stderr, flush=True)
+        elif args.json:
+            print(json.dumps(result), flush=True)
         elif not result["faces"]:
-            print(f"{result['path']}: no face found")
-        for face in result["faces"]:
-            where = "whole image" if face["box"] is None else "box x={} y={} w={} h={}".format(*face["box"])
-            print(f"{result['path']}: {face['label']} {face['confidence']:.2f} ({where})")
+            print(f"{result['path']}: no face found", flush=True)
+        else:
+            for face in result["faces"]:
+                where = "whole image" if face["box"] is None else "box x={} y={} w={} h={}".format(*face["box"])
+                print(f"{result['path']}: {face['label']} {face['confidence']:.2f} ({where})", flush=True)
+    if skipped:
+        print(f"tapelab fer predict: {len(skipped)} of {len(args.images)} images skipped (unreadable)",
+              file=sys.stderr)
+    if len(skipped) == len(args.images):
+        raise TapelabError(f"none of the {len(args.images)} images could be read; give JPEG or PNG files")
     return 0
 
 
@@ -61,11 +78,12 @@ def add_fer_parser(commands) -> None:
     fer_commands = fer.add_subparsers(dest="fer_command", required=True, metavar="ACTION")
     fer_train = fer_commands.add_parser("train", help="train with the tape loop and export .h5 + .json",
                                         description="Train the emotion CNN on FER2013 Training, keep the epoch "
-                                        "that is best on PublicTest, export models/fer2013_emotion.h5 and a JSON "
-                                        "with labels, input, preprocessing and metrics.")
+                                        "that is best on PublicTest, export fer2013_emotion.h5 and a JSON with "
+                                        "labels, input, preprocessing and metrics into --out (`tapelab ship` then "
+                                        "makes it the shipped model).")
     fer_train.add_argument("--data-dir", type=Path, required=True,
                            help="FER2013 as Kaggle folders (train/EMOTION/*.jpg, test/...) or fer2013.csv")
-    add_training_options(fer_train, out="models", results="results/fer")
+    add_training_options(fer_train, out="runs/fer", results="runs/fer")
     fer_train.set_defaults(run=cmd_fer_train)
     fer_eval = fer_commands.add_parser("eval", help="accuracy, per-class scores, confusion matrix",
                                        description="Evaluate an emotion model on a FER2013 split: accuracy, "
@@ -78,13 +96,18 @@ def add_fer_parser(commands) -> None:
     fer_eval.add_argument("--tta", action="store_true",
                           help="average each face over its centre and corner crops and their mirror images "
                           "(10 model calls per face; the report is eval_SPLIT_tta.md)")
-    fer_eval.add_argument("--out", type=Path, default=Path("results/fer"), help="folder for the report")
+    fer_eval.add_argument("--out", type=Path, default=Path("runs/fer_eval"), help="folder for the report")
+    fer_eval.add_argument("--overwrite", action="store_true", help="replace this split's report already in --out")
     fer_eval.set_defaults(run=cmd_fer_eval)
     fer_predict = fer_commands.add_parser("predict", help="classify the faces in images",
                                           description="Find the faces in each image (a 48x48 image is taken as "
                                           "a face) and print label and confidence per face.")
     fer_predict.add_argument("images", type=Path, nargs="+", help="image files")
     fer_predict.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
-    fer_predict.add_argument("--json", action="store_true", help="one JSON line per image")
+    fer_predict.add_argument("--json", action="store_true",
+                             help="one JSON line per image on stdout (notes go to stderr)")
+    fer_predict.add_argument("--skip-bad", action="store_true",
+                             help="skip unreadable images with a note on stderr, and count them (default: stop at "
+                             "the first with an error, after printing the images before it)")
     fer_predict.set_defaults(run=cmd_fer_predict)
     fer.fer_actions = fer_commands.choices

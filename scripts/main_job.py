@@ -41,28 +41,29 @@ def plan_stages(data_dir, out: Path, retrain: bool, models: Path, quiet: bool) -
     classifier and robust model is trained first, into `models`."""
     data = ["--data-dir", str(data_dir)] if data_dir else []
     quiet_flag = ["--quiet"] if quiet else []
-    stages = [Stage("backprop check", ["backprop-check", "--summary", "--out", str(out)]),
+    # The job's purpose is to remake its results folder: each stage replaces its own earlier results.
+    stages = [Stage("backprop check", ["backprop-check", "--summary", "--out", str(out), "--overwrite"]),
               Stage("gradient flow on MNIST (12 MLPs per seed)",
-                    ["gradients", "--out", str(out / "gradient_flow"), *quiet_flag, *data])]
+                    ["gradients", "--out", str(out / "gradient_flow"), "--overwrite", *quiet_flag, *data])]
     classifiers = {dataset: models / f"{dataset}_cnn.h5" if retrain else shipped_model(f"{dataset}_cnn")
                    for dataset in DATASET_TITLES}
     for dataset, title in DATASET_TITLES.items():
         if retrain:
             stages.append(Stage(f"training the {title} CNN", [
                 "classifier", "--dataset", dataset, "--out", str(models),
-                "--results", str(out / "classifiers"), *quiet_flag, *data]))
+                "--results", str(out / "classifiers"), "--overwrite", *quiet_flag, *data]))
         stages.append(Stage(f"adversarial examples on {title}", [
             "attack", "--dataset", dataset, "--model", str(classifiers[dataset]),
-            "--out", str(out / f"attack_{dataset}"), *data]))
+            "--out", str(out / f"attack_{dataset}"), "--overwrite", *data]))
     for dataset, title in DATASET_TITLES.items():
         robust_dir = models if retrain else shipped_model(f"{dataset}_robust").parent
         stages.append(Stage(("training and validating" if retrain else "validating") + f" the robust {title} model", [
             "robust", "--dataset", dataset, "--standard-model", str(classifiers[dataset]), "--out", str(robust_dir),
             "--results", str(out / f"robust_{dataset}"),
-            "--attack-results", str(out / f"attack_{dataset}" / "results.json"),
+            "--attack-results", str(out / f"attack_{dataset}" / "results.json"), "--overwrite",
             *(["--retrain"] if retrain else []), *quiet_flag, *data]))
     fer_skip = "" if has_fer2013(data_dir) else FER_MISSING
-    fer = ["fer", "eval", "--data", str(data_dir), "--out", str(out / "fer")]
+    fer = ["fer", "eval", "--data", str(data_dir), "--out", str(out / "fer"), "--overwrite"]
     stages.append(Stage("the emotion classifier on FER2013 PublicTest", fer, fer_skip))
     stages.append(Stage("the emotion classifier, ten-crop averaging", [*fer, "--tta"], fer_skip))
     return stages

@@ -18,5 +18,7 @@ def add_training_options(parser, out: str, results: str) -> None:
     parser.add_argument("--results", type=Path, default=Path(results),
                         help="folder for the reports with the measured scores (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a model or results an earlier run left in --out or --results")
     add_config_arguments(parser, CnnConfig)
     add_config_arguments(parser, TrainConfig)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from core.config import at_least
 from realtime.app import RealtimeConfig
 
 DEFAULTS = RealtimeConfig()
@@ -17,41 +18,34 @@ def cmd_realtime(args) -> int:
     return run(config)
 
 
-def _positive(text: str) -> int:
-    import argparse
-
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_realtime_parser(commands) -> None:
     parser = commands.add_parser(
         "realtime", help="classify the faces of a camera stream in real time",
         description="Read frames from a camera, find the faces (OpenCV Haar cascade), classify their emotion with "
         "the .h5 model and print one line per frame: frame number, time, FPS, and per face label, confidence and "
-        "box (or 'no face'). Stop with Ctrl-C, q in the window, or at the end of a video file.")
+        "box (or 'no face'). Stop with Ctrl-C (or SIGTERM), q in the window, or at the end of a video file.")
     parser.add_argument("--camera", default=DEFAULTS.camera,
                         help="camera index (0), /dev/videoN path, video file or stream URL (default: %(default)s)")
     parser.add_argument("--model", type=Path, help="emotion .h5 model (default: the shipped models/fer2013_emotion.h5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per frame, for other programs")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--no-window", action="store_true", help="never open a window (default: open one when a "
-                       "display exists)")
-    shown.add_argument("--window", action="store_true", help="always open a window with boxes, labels and FPS")
-    parser.add_argument("--smooth", type=_positive, default=DEFAULTS.smooth,
+                       "display answers, else run without one and say so on stderr)")
+    shown.add_argument("--window", action="store_true", help="open a window with boxes, labels and FPS; an error "
+                       "if no display answers")
+    parser.add_argument("--smooth", type=at_least(1), default=DEFAULTS.smooth,
                         help="average each face's probabilities over its last N analyses (default: %(default)s)")
-    parser.add_argument("--every", type=_positive, default=DEFAULTS.every,
+    parser.add_argument("--every", type=at_least(1), default=DEFAULTS.every,
                         help="analyse every Nth frame and repeat the result in between (default: %(default)s)")
-    parser.add_argument("--max-frames", type=int, default=DEFAULTS.max_frames,
+    parser.add_argument("--max-frames", type=at_least(0), default=DEFAULTS.max_frames,
                         help="stop after N frames; 0: no limit (default: %(default)s)")
-    parser.add_argument("--output", type=Path, help="save the annotated stream as a video (.mp4 or .avi)")
-    parser.add_argument("--detect-width", type=_positive, default=DEFAULTS.detect_width,
+    parser.add_argument("--output", type=Path, help="save the annotated stream as a video (.mp4 or .avi, "
+                        "in an existing folder; checked before the camera opens)")
+    parser.add_argument("--detect-width", type=at_least(1), default=DEFAULTS.detect_width,
                         help="frames are shrunk to this width to find faces; smaller is faster (default: %(default)s)")
-    parser.add_argument("--min-face", type=_positive, default=DEFAULTS.min_face,
+    parser.add_argument("--min-face", type=at_least(1), default=DEFAULTS.min_face,
                         help="smallest face side in frame pixels; smaller finds far faces but is slower "
                         "(default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=DEFAULTS.retries,
+    parser.add_argument("--retries", type=at_least(0), default=DEFAULTS.retries,
                         help="read retries before a camera that stopped sending counts as lost (default: %(default)s)")
     parser.set_defaults(run=cmd_realtime)

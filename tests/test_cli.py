@@ -82,6 +82,7 @@ def test_classifier_then_attack_end_to_end(mnist_npz, tmp_path, capsys):
     assert (tmp_path / "attack" / "grid_adversarial.png").exists()
     assert "| generator | 9 |" in (tmp_path / "attack" / "report.md").read_text()
     status = main(["robust", "--dataset", "mnist", *data, "--out", str(tmp_path / "models"),
+                   "--standard-model", str(tmp_path / "models" / "mnist_cnn.h5"),
                    "--results", str(tmp_path / "robust"), "--attack-results", str(tmp_path / "attack" / "results.json"),
                    "--epochs", "1", "--quiet", "--examples", "16", "--pgd-steps", "2", "--restarts", "2",
                    "--sweep", "0.3", "--max-rounds", "3"])

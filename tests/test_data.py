@@ -67,7 +67,7 @@ def test_cifar10_from_official_pickled_batches(tmp_path):
 
     from core.data import load_cifar10
 
-    folder = tmp_path / "cifar-10-batches-py"
+    folder = tmp_path / "cifar-10-batches-py"  # the folder is named itself: pickles are read only from there
     folder.mkdir()
     written = {}
     for name, seed in [(f"data_batch_{i}", i) for i in range(1, 6)] + [("test_batch", 9)]:
@@ -76,7 +76,7 @@ def test_cifar10_from_official_pickled_batches(tmp_path):
         flat = images.transpose(0, 3, 1, 2).reshape(4, -1)  # the official channel-first rows
         with open(folder / name, "wb") as handle:
             pickle.dump({b"data": flat, b"labels": labels.tolist()}, handle)
-    data = load_cifar10(tmp_path)
+    data = load_cifar10(folder)
     assert data.x_train.shape == (20, 32, 32, 3) and data.x_test.shape == (4, 32, 32, 3)
     np.testing.assert_allclose(data.x_train[:4], written["data_batch_1"][0] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(data.y_test.argmax(axis=1), written["test_batch"][1])
@@ -88,7 +88,8 @@ def test_cifar10_from_class_folders(tmp_path):
 
     from core.data import CIFAR10_CLASSES, load_cifar10
 
-    images, labels = _cifar_arrays(20, 0)
+    images, _ = _cifar_arrays(20, 0)
+    labels = np.random.default_rng(1).permutation(np.arange(20) % 10)  # every class has images
     for split in ("train", "test"):
         for name in CIFAR10_CLASSES:
             (tmp_path / "cifar10" / split / name).mkdir(parents=True)
@@ -103,17 +104,21 @@ def test_cifar10_from_class_folders(tmp_path):
 
 
 def test_cifar10_missing_and_unreadable(tmp_path):
+    import cv2
+
     from core.data import load_cifar10
 
-    with pytest.raises(DataError, match="expected cifar-10-batches-py/"):
+    with pytest.raises(DataError, match="expected train/CLASS/.* or pass the cifar-10-batches-py folder itself"):
         load_cifar10(tmp_path)
     for split in ("train", "test"):
         (tmp_path / split / "airplane").mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / split / "airplane" / "good.png"), np.zeros((32, 32, 3), np.uint8))
     (tmp_path / "train" / "airplane" / "bad.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="automobile is missing; expected one folder per class"):
         load_cifar10(tmp_path)
     for name in ("automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"):
         (tmp_path / "train" / name).mkdir()
+        cv2.imwrite(str(tmp_path / "train" / name / "good.png"), np.zeros((32, 32, 3), np.uint8))
     with pytest.raises(DataError, match="cannot read image .*bad.jpg"):
         load_cifar10(tmp_path)
 

@@ -232,3 +232,72 @@ def test_mirror_averaged_model_is_the_mean_over_each_face_and_its_mirror(tmp_pat
     np.testing.assert_array_equal(loaded(faces).numpy(), model(faces).numpy())
     assert model_crop_margin(loaded) == 4
     np.testing.assert_allclose(LiteModel(loaded, max_batch=2)(faces), expected, rtol=1e-4, atol=1e-6)
+
+
+def _predict_inputs(tmp_path):
+    """Two readable 48x48 faces and a file that is not an image."""
+    good = [tmp_path / "good1.png", tmp_path / "good2.png"]
+    for index, path in enumerate(good):
+        cv2.imwrite(str(path), _face(index, 0))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    return good, broken
+
+
+def test_predict_gives_each_image_as_it_is_done(emotion_model, tmp_path):
+    (good, _), broken = _predict_inputs(tmp_path)
+    results = predict_images(load_emotion_model(emotion_model[1]), [good, broken])
+    assert next(results)["path"] == str(good)  # the first is out before the broken one is read
+    with pytest.raises(DataError, match="cannot read image .*broken.jpg.*--skip-bad"):
+        next(results)
+
+
+def test_predict_prints_the_good_images_before_failing_on_a_bad_one(emotion_model, tmp_path, capsys):
+    from scripts.cli import main
+
+    good, broken = _predict_inputs(tmp_path)
+    assert main(["fer", "predict", *map(str, good), str(broken), "--model", str(emotion_model[1])]) == 2
+    captured = capsys.readouterr()
+    assert [line.split(": ")[0] for line in captured.out.splitlines()] == list(map(str, good))
+    err = captured.err.strip()
+    assert err.startswith("tapelab: error: cannot read image") and "--skip-bad" in err and "\n" not in err
+
+
+def test_predict_skip_bad_counts_the_unreadable_images(emotion_model, tmp_path, capsys):
+    from scripts.cli import main
+
+    good, broken = _predict_inputs(tmp_path)
+    argv = ["fer", "predict", str(good[0]), str(broken), str(good[1]), "--model", str(emotion_model[1]), "--skip-bad"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert [line.split(": ")[0] for line in captured.out.splitlines()] == list(map(str, good))
+    assert f"skipped cannot read image {broken}" in captured.err and "1 of 3 images skipped" in captured.err
+    assert main(["fer", "predict", str(broken), "--model", str(emotion_model[1]), "--skip-bad"]) == 2
+    assert "none of the 1 images could be read" in capsys.readouterr().err
+
+
+def test_predict_json_prints_only_json_lines(emotion_model, tmp_path, capsys):
+    from scripts.cli import main
+
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.full((100, 100, 3), 90, np.uint8))
+    (good, _), broken = _predict_inputs(tmp_path)
+    argv = ["fer", "predict", str(ASTRONAUT), str(empty), str(good), str(broken), "--model", str(emotion_model[1]),
+            "--json", "--skip-bad"]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # every line parses
+    assert [record["path"] for record in records] == [str(ASTRONAUT), str(empty), str(good)]
+    assert len(records[0]["faces"]) == 1 and records[1]["faces"] == [] and records[2]["faces"][0]["box"] is None
+
+
+def test_eval_checks_its_output_folder_before_loading_anything(emotion_model, tmp_path, capsys):
+    from scripts.cli import main
+
+    (tmp_path / "file").write_text("x")
+    argv = ["fer", "eval", "--model", str(emotion_model[1]), "--data", str(tmp_path / "no-data")]
+    assert main([*argv, "--out", str(tmp_path / "file" / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tapelab: error: cannot write to output folder") and "no-data" not in err
+    # A folder made for the report is removed again when the command fails before writing into it.
+    assert main([*argv, "--out", str(tmp_path / "new" / "results")]) == 2
+    assert "data folder" in capsys.readouterr().err and not (tmp_path / "new").exists()

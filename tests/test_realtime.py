@@ -185,3 +185,90 @@ def test_headless_auto_mode_runs_without_window(video, emotion_model, monkeypatc
     out = io.StringIO()
     assert run(RealtimeConfig(camera=str(video), model=emotion_model[1], max_frames=2), out=out) == 0
     assert len(out.getvalue().splitlines()) == 2
+
+
+def _missing_display() -> str:
+    """An X display number with no server behind it."""
+    number = next(n for n in range(99, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    return f":{number}"
+
+
+def test_a_display_that_does_not_answer_means_no_window(video, emotion_model, monkeypatch, capsys):
+    """With DISPLAY naming no server, the GUI toolkit would abort the whole process (exit 134): the window is
+    tried in a child process first, and the program runs on without one, saying so in one line."""
+    monkeypatch.setenv("DISPLAY", _missing_display())
+    out = io.StringIO()
+    assert run(RealtimeConfig(camera=str(video), model=emotion_model[1], max_frames=2), out=out) == 0
+    assert len(out.getvalue().splitlines()) == 2
+    notes = [line for line in capsys.readouterr().err.splitlines() if "window" in line]
+    assert len(notes) == 1 and "no display" in notes[0] and "does not answer" in notes[0]
+
+
+def test_window_asked_for_without_a_display_is_one_error_line(video, emotion_model, monkeypatch, capsys):
+    monkeypatch.setenv("DISPLAY", _missing_display())
+    opened = []
+    monkeypatch.setattr(capture, "open_capture", lambda source: opened.append(source))
+    assert main(["realtime", "--camera", str(video), "--model", str(emotion_model[1]), "--window"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tapelab: error: --window: no window can open") and "--no-window" in err
+    assert "\n" not in err and not opened
+
+
+@pytest.mark.parametrize("name, message", [("missing/annotated.mp4", "does not exist"),
+                                           ("annotated.txt", "must end in .mp4 or .avi"),
+                                           ("folder", "is a folder")])
+def test_output_video_is_checked_before_the_camera_opens(name, message, emotion_model, tmp_path, monkeypatch,
+                                                        capsys):
+    (tmp_path / "folder").mkdir()
+    opened = []
+    monkeypatch.setattr(capture, "open_capture", lambda source: opened.append(source))
+    status = main(["realtime", "--model", str(emotion_model[1]), "--no-window", "--output", str(tmp_path / name)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith("tapelab: error: --output") and message in err and "\n" not in err
+    assert not opened and sorted(path.name for path in tmp_path.iterdir()) == ["emotion.h5", "folder"]
+
+
+def test_sigterm_finishes_the_video_like_ctrl_c(video, emotion_model, tmp_path, capsys):
+    """SIGTERM during --output takes Ctrl-C's way out: the frames so far are saved, no .partial file stays,
+    the camera is released and the previous SIGTERM handler is back."""
+    import os
+    import signal
+
+    class TerminatedAtSecondFrame(io.StringIO):
+        def write(self, text):
+            if text.startswith("frame 1 "):
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().write(text)
+
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: received.append(True))  # so the test survives without it
+    try:
+        target = tmp_path / "annotated.avi"
+        config = RealtimeConfig(camera=str(video), model=emotion_model[1], window="off", output=target)
+        assert run(config, out=TerminatedAtSecondFrame()) == 0
+        assert not received
+        signal.raise_signal(signal.SIGTERM)
+        assert received  # our handler is back after the run
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "stopped" in capsys.readouterr().err
+    saved = cv2.VideoCapture(str(target))
+    assert 1 <= saved.get(cv2.CAP_PROP_FRAME_COUNT) < FACE_FRAMES + EMPTY_FRAMES
+    saved.release()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["annotated.avi", "emotion.h5"]
+
+
+def test_settings_are_checked_when_made():
+    from core.errors import TapelabError
+
+    for bad in ({"max_frames": -1}, {"every": 0}, {"smooth": 0}, {"retries": -1}, {"camera": " "},
+                {"window": "maybe"}):
+        with pytest.raises(TapelabError):
+            RealtimeConfig(**bad)
+
+
+def test_empty_camera_says_what_to_pass(emotion_model, capsys):
+    assert main(["realtime", "--camera", "", "--model", str(emotion_model[1]), "--no-window"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("tapelab: error: --camera is empty; give a camera index (0), a /dev/videoN path, a video file "
+                   "or a stream URL")

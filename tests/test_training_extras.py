@@ -7,6 +7,7 @@ import tensorflow as tf
 import train.loop as loop
 from attacks.robust import RobustConfig, TrainingAttack
 from core.errors import ConfigError
+from core.fingerprint import array_fingerprint
 from core.models import build_mlp
 from train.augment import augment, random_flip, random_rotate_zoom, random_shift, rotate_zoom
 from train.checkpoint import load_checkpoint
@@ -106,8 +107,8 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_digits, tmp_path,
 
     real_save = loop.save_checkpoint
 
-    def save_then_stop(directory, trainer, history, rng, epochs_done, save_best=False):
-        real_save(directory, trainer, history, rng, epochs_done, save_best)
+    def save_then_stop(directory, trainer, history, rng, epochs_done, data, save_best=False):
+        real_save(directory, trainer, history, rng, epochs_done, data, save_best)
         if epochs_done == 2:
             raise KeyboardInterrupt
 
@@ -126,22 +127,37 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_digits, tmp_path,
                                [r["test_loss"] for r in resumed.records], rtol=1e-5)
 
 
-def test_checkpoint_of_another_net_or_attack_is_not_resumed(tiny_digits, tmp_path):
+def test_checkpoint_of_another_net_attack_or_data_or_of_a_finished_run_is_not_resumed(tiny_digits, tmp_path,
+                                                                                      monkeypatch):
     d = tiny_digits
-    config = TrainConfig(epochs=1, batch_size=32, steps_per_call=4)
+    config = TrainConfig(epochs=2, batch_size=32, steps_per_call=4)
     fgsm = TrainingAttack(RobustConfig(attack="fgsm_rs", eps=0.1))
-    loop.fit(build_mlp(1, "tanh"), d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False,
-             checkpoint_dir=tmp_path, perturb=fgsm)
+    real_save = loop.save_checkpoint
 
-    def resumable(model, perturb):
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):  # one of two epochs done
+        loop.fit(build_mlp(1, "tanh"), d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False,
+                 checkpoint_dir=tmp_path, perturb=fgsm)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    same_data = array_fingerprint(d.x_train, d.y_train, d.x_test, d.y_test)
+
+    def resumable(model, perturb, data=same_data):
         trainer = loop.Trainer(model, config, perturb=perturb)
         trainer._build_optimizer(1)
-        return load_checkpoint(tmp_path, trainer, loop.History(layer_names=[]), np.random.default_rng(0))
+        return load_checkpoint(tmp_path, trainer, loop.History(layer_names=[]), np.random.default_rng(0), data)
 
     assert resumable(build_mlp(1, "tanh"), TrainingAttack(RobustConfig(attack="fgsm_rs", eps=0.1))) == 1
     assert resumable(build_mlp(1, "tanh"), TrainingAttack(RobustConfig(attack="pgd", eps=0.1))) == 0
     assert resumable(build_mlp(1, "tanh"), None) == 0
     assert resumable(build_mlp(2, "tanh"), fgsm) == 0
+    assert resumable(build_mlp(1, "tanh"), fgsm, data=array_fingerprint(d.x_train[1:], d.y_train[1:])) == 0
+    loop.fit(build_mlp(1, "tanh"), d.x_train, d.y_train, d.x_test, d.y_test, config, progress=False,
+             checkpoint_dir=tmp_path, perturb=fgsm)  # resumes and finishes
+    assert resumable(build_mlp(1, "tanh"), fgsm) == 0  # a finished run is never resumed
 
 
 def test_keep_best_ends_with_the_best_epoch(tiny_digits):

@@ -4,6 +4,7 @@ one run shows where it starts to overfit, several side by side show which recipe
     tapelab curves results/fer/fer2013_emotion.json results/fer/trials/*.json --out curves.png
 """
 
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,23 @@ from core.errors import TapelabError
 from core.io import load_json, save_figure
 
 METRICS = (("loss", "crossentropy loss"), ("accuracy", "accuracy"))
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+def check_figure_path(path) -> Path:
+    """Before any work: `path` names a .png, .pdf or .svg file that can be written. Its folder is made only
+    when the figure is saved; here the nearest folder that exists must take a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise TapelabError(f"--out {path} is a folder; give a file name such as {path / 'learning_curves.png'}")
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        raise TapelabError(f"--out {path}: the figure must end in {', '.join(FIGURE_FORMATS)}")
+    folder = next(parent for parent in path.parents if parent.exists())
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise TapelabError(f"--out {path}: cannot write in {folder} ({error.strerror}); choose another file") from None
+    return path
 
 
 def load_summaries(paths) -> dict[str, dict]:

@@ -5,6 +5,7 @@
     tapelab fer predict photo.jpg
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -32,7 +33,8 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
         "input_shape": [FACE_SIZE, FACE_SIZE, 1],
         "preprocessing": PREPROCESSING,
         "training": {key: summary[key]
-                     for key in ("command", "train", "cnn", "best_epoch", "train_seconds", "eval_seconds")},
+                     for key in ("command", "train", "cnn", "best_epoch", "train_seconds", "eval_seconds",
+                                 "data_fingerprint")},
         "metrics": metrics,
     }
     return save_json(Path(model_path).with_suffix(".json"), description)
@@ -142,15 +144,21 @@ def write_evaluation(metrics: dict, out_dir, command: str) -> Path:
     return write_atomic(out_dir / f"{name}.md", "\n".join(lines))
 
 
-def predict_images(model, paths, detector: FaceDetector | None = None) -> list[dict]:
-    """Per image, per face: label, confidence and box. A 48x48 image is taken as the face itself."""
+def predict_images(model, paths, detector: FaceDetector | None = None,
+                   skip_bad: bool = False) -> Iterator[dict]:
+    """Per image, as soon as it is done, per face: label, confidence and box. A 48x48 image is taken as the
+    face itself. An unreadable image raises `DataError`, or with `skip_bad` gives {"path", "error"}."""
     detector = detector or FaceDetector()
     classify = LiteModel(model)
-    results = []
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise DataError(f"cannot read image {path}; give a JPEG or PNG file")
+            problem = (f"cannot read image {path}; give a JPEG or PNG file" if Path(path).is_file()
+                       else f"image {path} not found")
+            if not skip_bad:
+                raise DataError(f"{problem}, or pass --skip-bad to skip unreadable images")
+            yield {"path": str(path), "error": problem}
+            continue
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         if gray.shape == (FACE_SIZE, FACE_SIZE):
             boxes = [None]
@@ -158,8 +166,7 @@ def predict_images(model, paths, detector: FaceDetector | None = None) -> list[d
             boxes = detector.detect(gray)
         faces = [preprocess_face(gray if box is None else box.crop(gray)) for box in boxes]
         probabilities = classify(np.stack(faces)) if faces else np.zeros((0, len(EMOTIONS)))
-        results.append({"path": str(path), "faces": [
+        yield {"path": str(path), "faces": [
             {"label": EMOTIONS[int(p.argmax())], "confidence": float(p.max()),
              "box": None if box is None else [box.x, box.y, box.width, box.height]}
-            for box, p in zip(boxes, probabilities)]})
-    return results
+            for box, p in zip(boxes, probabilities)]}

@@ -85,11 +85,14 @@ def model_findings(runs: list[dict]) -> dict:
         "first_to_last_trained": [_first_to_last(g) for g in trained],
         "decay_untrained": _geometric_mean([decay_per_layer(g) for g in untrained]),
         "decay_trained": _geometric_mean([decay_per_layer(g) for g in trained]),
+        "decay_trained_per_seed": [decay_per_layer(g) for g in trained],
         "first_layer_gradient": [g[0] for g in trained],
         "gradient_state": [gradient_state(g) for g in trained],
         "deepest_zero_gradient_layer": [max((i + 1 for i, v in enumerate(g) if v == 0.0), default=None)
                                         for g in trained],
         "dead_layers": [sum(share == 1.0 for share in run["zero_derivative_units"]) for run in runs],
+        "dead_layer_numbers": [[index + 1 for index, share in enumerate(run["zero_derivative_units"]) if share == 1.0]
+                               for run in runs],
         "zero_derivative_share": [float(np.mean(run["zero_derivative_units"])) for run in runs],
         "dead_layers_untrained": [sum(share == 1.0 for share in run["zero_derivative_units_untrained"])
                                   for run in runs],

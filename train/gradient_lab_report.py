@@ -167,15 +167,29 @@ def _why_relu(found: dict) -> str:
     deepest = relu[-1]
     trend = ", ".join(f"{pct(m['accuracy']['mean'])} at {m['depth']}" for m in relu)
     verdict = "falls off" if deepest["accuracy"]["mean"] < relu[0]["accuracy"]["mean"] else "holds up"
-    per_seed = "; ".join(
-        f"seed {seed}: first-layer max gradient {_g(gradient)}, {dead} of {deepest['depth']} layers with every unit "
-        f"dead, deepest exactly-zero layer {layer if layer else 'none'}"
-        for seed, gradient, dead, layer in zip(deepest["seeds"], deepest["first_layer_gradient"],
-                                              deepest["dead_layers"], deepest["deepest_zero_gradient_layer"]))
+    def seed_text(seed, gradient, dead):
+        if dead:
+            return (f"seed {seed}: first-layer max gradient {_g(gradient)}; every unit of hidden layer(s) "
+                    f"{', '.join(map(str, dead))} is dead, so no error passes through them")
+        return f"seed {seed}: first-layer max gradient {_g(gradient)}, no layer entirely dead"
+
+    per_seed = "; ".join(seed_text(*values) for values in zip(deepest["seeds"], deepest["first_layer_gradient"],
+                                                               deepest["dead_layer_numbers"]))
     return (f"**Why ReLU {verdict} with depth** ({trend}): in the {deepest['depth']}-layer net the first layer's "
             f"gradient after training is {_gradient_words(deepest)} ({per_seed}). A unit counts as dead when f' = 0 "
             f"on all of the fixed test images; untrained, {', '.join(map(str, deepest['dead_layers_untrained']))} "
-            "layers (per seed) were dead already.")
+            "layers (per seed) were entirely dead." + _relu_decay(deepest))
+
+
+def _relu_decay(model: dict) -> str:
+    """Where no layer is dead: how fast the error still shrinks per layer, seed by seed."""
+    alive = [(seed, decay) for seed, decay, dead in zip(model["seeds"], model["decay_trained_per_seed"],
+                                                        model["dead_layer_numbers"]) if not dead and decay]
+    if not alive:
+        return ""
+    listed = ", ".join(f"{_g(decay)} in seed {seed}" for seed, decay in alive)
+    return (f" Where no layer is dead the error still shrinks going backward, by a factor of {listed} per layer: "
+            "in each layer only the units active for an input pass its error on.")
 
 
 def _why_tanh(found: dict) -> str:

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from core.errors import ConfigError, TapelabError
+from core.fingerprint import array_fingerprint
 from core.gradients import make_gradient_probe
 from core.models import dense_layers
 from train.augment import augment
@@ -150,7 +151,8 @@ class Trainer:
         rng = np.random.default_rng(config.seed)
         probe_x, probe_y = _fixed_batch(x_train, y_train, config.gradient_batch_size, rng)
         capture = self._gradient_capture(probe_x, probe_y) if config.capture_gradients else None
-        first_epoch = load_checkpoint(checkpoint_dir, self, history, rng) if checkpoint_dir else 0
+        data = array_fingerprint(x_train.numpy(), y_train.numpy(), x_test, y_test) if checkpoint_dir else ""
+        first_epoch = load_checkpoint(checkpoint_dir, self, history, rng, data) if checkpoint_dir else 0
         best_weights = self._saved_best_weights(checkpoint_dir) if first_epoch and config.keep_best else None
         if capture and first_epoch == 0:
             history.layer_gradients.append(capture())
@@ -170,7 +172,8 @@ class Trainer:
             tqdm.write(f"{name} epoch {epoch + 1}/{config.epochs}: " + _describe(history.final)
                        + (" (best so far)" if improved else ""))
             if checkpoint_dir:
-                save_checkpoint(checkpoint_dir, self, history, rng, epoch + 1, save_best=improved and config.keep_best)
+                save_checkpoint(checkpoint_dir, self, history, rng, epoch + 1, data,
+                                save_best=improved and config.keep_best)
         if config.keep_best and best_weights is not None:
             self.model.set_weights(best_weights)
         return history
