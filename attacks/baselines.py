@@ -13,7 +13,7 @@ the true label (the model's prediction when left out) and the attack ascends it.
 import numpy as np
 import tensorflow as tf
 
-from core.errors import ConfigError
+from tapelab.core.errors import ConfigError
 
 NORMS = (np.inf, 2)
 

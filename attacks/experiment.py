@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from attacks.baselines import fast_gradient_method, projected_gradient_descent
-from attacks.generator import GeneratorConfig, generator_attack
-from attacks.plots import image_grid
-from core.data import ImageData
-from core.errors import ConfigError
-from core.io import ensure_writable_dir, load_json, save_json, write_atomic
+from tapelab.attacks.baselines import fast_gradient_method, projected_gradient_descent
+from tapelab.attacks.generator import GeneratorConfig, generator_attack
+from tapelab.attacks.plots import image_grid
+from tapelab.core.data import ImageData
+from tapelab.core.errors import ConfigError
+from tapelab.core.io import ensure_writable_dir, load_json, save_json, write_atomic
+from tapelab.core.models import load_model_file
+from tapelab.core.shipped import model_record
+from tapelab.train.classifier import load_dataset
 
 
 @dataclass
@@ -52,15 +55,27 @@ class AttackConfig:
                               f"0.5,1,2; got {','.join(map(str, ladder)) or 'none'}")
 
 
+@dataclass(frozen=True)
+class AttackSpec:
+    """One adversarial experiment: the data set, which pairs and baselines, and the generator's settings. The
+    named presets below are the defaults of `tapelab attack --dataset D`."""
+
+    dataset: str
+    attack: AttackConfig
+    generator: GeneratorConfig
+
+
+MNIST_ATTACK = AttackSpec(dataset="mnist", attack=AttackConfig(), generator=GeneratorConfig())
+
 # CIFAR-10 needs far smaller perturbations than MNIST, so its steps are smaller too.
-PRESETS = {
-    "mnist": (AttackConfig(), GeneratorConfig()),
-    "cifar10": (
-        AttackConfig(source_classes=(3,), linf_eps=8 / 255, pgd_steps=20,
-                     l2_eps_ladder=(0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)),
-        GeneratorConfig(mse_learning_rate=0.0001, class_learning_rate=0.002),
-    ),
-}
+CIFAR10_ATTACK = AttackSpec(
+    dataset="cifar10",
+    attack=AttackConfig(source_classes=(3,), linf_eps=8 / 255, pgd_steps=20,
+                        l2_eps_ladder=(0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)),
+    generator=GeneratorConfig(mse_learning_rate=0.0001, class_learning_rate=0.002),
+)
+
+PRESETS = {spec.dataset: spec for spec in (MNIST_ATTACK, CIFAR10_ATTACK)}
 
 
 def choose_sources(classifier, data: ImageData, config: AttackConfig) -> np.ndarray:
@@ -161,6 +176,17 @@ def run_attack_experiment(classifier, data: ImageData, dataset: str, config: Att
     save_json(out_dir / "results.json", results)
     np.savez_compressed(out_dir / "images.npz", sources=sources,
                         **{method: images for method, (images, _) in methods.items()})
+    return results
+
+
+def run_attack(spec: AttackSpec, out_dir, command: str = "", *, model_path, data_dir=None) -> dict:
+    """Load the spec's data set and the classifier at `model_path`, attack it (`run_attack_experiment`) and
+    write the report into `out_dir`; the results."""
+    data = load_dataset(spec.dataset, data_dir)
+    classifier = load_model_file(model_path, data.x_test.shape[1:], data.num_classes)
+    results = run_attack_experiment(classifier, data, spec.dataset, spec.attack, spec.generator, out_dir,
+                                    command=command, classifier_record=model_record(model_path))
+    write_attack_report(out_dir)
     return results
 
 

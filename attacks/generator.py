@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.errors import ConfigError
+from tapelab.core.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="tapelab")
@@ -49,8 +49,8 @@ def build_generator(initial_images: np.ndarray) -> keras.Model:
 
 
 def build_composite(generator: keras.Model, classifier: keras.Model) -> keras.Model:
-    """C(f(w)) with the functional API; every parameter of C is frozen first (the caller may
-    set `classifier.trainable` back afterwards)."""
+    """C(f(w)) with the functional API; every parameter of C is frozen first (`generator_attack` sets
+    `classifier.trainable` back when it is done)."""
     classifier.trainable = False
     return keras.Model(generator.input, classifier(generator.output, training=False), name="classifier_of_generator")
 
@@ -89,8 +89,16 @@ def generator_attack(classifier: keras.Model, sources: np.ndarray, targets, conf
     num_classes = classifier.output_shape[-1]
     if targets.min() < 0 or targets.max() >= num_classes:
         raise ConfigError(f"target classes must lie in 0..{num_classes - 1}, got {targets.min()}..{targets.max()}")
-    generator = build_generator(sources)
     was_trainable = classifier.trainable
+    try:
+        return _train_generators(classifier, sources, targets, config)
+    finally:  # the caller's classifier is frozen only while the attack runs, whatever happens in it
+        classifier.trainable = was_trainable
+
+
+def _train_generators(classifier, sources, targets, config: GeneratorConfig) -> "GeneratorResult":
+    num_classes = classifier.output_shape[-1]
+    generator = build_generator(sources)
     composite = build_composite(generator, classifier)
     weights = generator.get_layer("image_weights").images
     ones = tf.ones((len(sources), 1))
@@ -141,7 +149,6 @@ def generator_attack(classifier: keras.Model, sources: np.ndarray, targets, conf
         active = still_active
     seconds[active] = time.perf_counter() - start
     confidence = target_confidence().numpy()
-    classifier.trainable = was_trainable
     if any(not np.array_equal(a, b.numpy()) for a, b in zip(frozen_before, classifier.weights)):
         raise RuntimeError("the classifier's weights changed during the generator attack")
     return GeneratorResult(generator(ones).numpy(), confidence >= config.confidence, confidence,

@@ -7,7 +7,7 @@ each `*_section` function turns them into Markdown.
 
 import numpy as np
 
-from attacks.experiment import method_summary
+from tapelab.attacks.experiment import method_summary
 
 # The L-infinity budget the literature commonly treats as imperceptible on 8-bit images (Madry et al. 2018).
 IMPERCEPTIBLE_LINF = 8 / 255

@@ -1,12 +1,9 @@
 """Image grids for adversarial examples, drawn from saved arrays."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from core.io import save_figure
+from tapelab.core.io import save_figure
 
 
 def image_grid(images: np.ndarray, titles, path, title: str = "", diverging: bool = False):
@@ -15,7 +12,8 @@ def image_grid(images: np.ndarray, titles, path, title: str = "", diverging: boo
     With `diverging`, images are signed differences drawn red-blue on one symmetric scale.
     """
     rows, cols = images.shape[:2]
-    figure, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
+    figure = Figure(figsize=(1.3 * cols, 1.5 * rows))
+    axes = figure.subplots(rows, cols, squeeze=False)
     limit = float(np.abs(images).max()) or 1.0
     for row in range(rows):
         for col in range(cols):

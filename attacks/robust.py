@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from attacks.baselines import fast_gradient_method, projected_gradient_descent
-from core.errors import ConfigError
+from tapelab.attacks.baselines import fast_gradient_method, projected_gradient_descent
+from tapelab.core.errors import ConfigError
 
 TRAINING_ATTACKS = ("pgd", "fgsm_rs", "nfgsm")
 

@@ -9,54 +9,77 @@ the gradient-masking checks, and the generator attack on the pairs of the advers
 """
 
 import dataclasses
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from attacks.experiment import PRESETS as ATTACK_PRESETS
-from attacks.experiment import distances, load_saved
-from attacks.generator import GeneratorConfig, generator_attack
-from attacks.plots import image_grid
-from attacks.robust import SIGN_TEST_Z, RobustConfig, ValidationConfig, validate
-from core.data import ImageData
-from core.errors import ConfigError
-from core.io import ensure_writable_dir, load_json, save_json, write_atomic
-from train.classifier import PRESETS as CLASSIFIER_PRESETS
-from train.classifier import CnnConfig
+from tapelab.attacks.experiment import CIFAR10_ATTACK, MNIST_ATTACK, distances, load_saved
+from tapelab.attacks.generator import GeneratorConfig, generator_attack
+from tapelab.attacks.plots import image_grid
+from tapelab.attacks.robust import SIGN_TEST_Z, RobustConfig, TrainingAttack, ValidationConfig, validate
+from tapelab.core.data import ImageData
+from tapelab.core.errors import ConfigError
+from tapelab.core.io import ensure_writable_dir, load_json, save_json, write_atomic
+from tapelab.core.models import load_model_file
+from tapelab.core.shipped import shipped_model
+from tapelab.train.classifier import (
+    CIFAR10_CNN,
+    MNIST_CNN,
+    CnnConfig,
+    load_dataset,
+    train_classifier,
+    write_classifier_summary,
+)
+from tapelab.train.config import TrainConfig
 
 
-def _robust_training(dataset: str, cnn=None, **changes):
-    """The standard model's schedule with `changes`; its architecture unless `cnn` is given."""
-    standard_cnn, train = CLASSIFIER_PRESETS[dataset]
-    return cnn or standard_cnn, dataclasses.replace(train, **changes)
+@dataclass(frozen=True)
+class RobustSpec:
+    """One robustness experiment: the data set, the robust model's net and training (with its training attack),
+    how both models are validated, and the generator's settings. The named presets below are the defaults of
+    `tapelab robust --dataset D`."""
+
+    dataset: str
+    cnn: CnnConfig
+    train: TrainConfig
+    robust: RobustConfig
+    validation: ValidationConfig
+    generator: GeneratorConfig
 
 
 # MNIST: 10-step PGD training, eps ramped up over the first 30%, on the small stride-2 net of Wong et al.
 # (2020) with their peak learning rate; that net is cheap enough for 10 attack steps per batch. Measured
 # before it (results/robust_mnist/trials): FGSM-RS on the standard net 38.4% under PGD-40; FGSM-RS on the
 # small net overfitted catastrophically; N-FGSM kept clean accuracy at 87% after 4 epochs; PGD without
-# the ramp sat at one class.
+# the ramp sat at one class. The rest of the schedule is the standard model's (MNIST_CNN).
+# Validation at the issue's radius: eps 0.3 with 40-step PGD.
+MNIST_ROBUST = RobustSpec(
+    dataset="mnist",
+    cnn=CnnConfig(widths=(16, 32), convs_per_stage=(1,), dense_units=100, dropout_rate=0.0, kernel_size=4,
+                  batch_norm=False, downsample="stride"),
+    train=dataclasses.replace(MNIST_CNN.train, epochs=10, batch_size=100, learning_rate=5e-3, augment="none",
+                              warmup_fraction=0.4),
+    robust=RobustConfig(attack="pgd", eps=0.3, pgd_train_steps=10, eps_ramp=0.3),
+    validation=ValidationConfig(pgd_steps=40, restarts=3, sweep=(0.1, 0.2, 0.3, 0.4), large_eps=0.6),
+    generator=MNIST_ATTACK.generator,
+)
+
 # CIFAR-10: FGSM with a random start, 12 epochs: about the 90 minutes of training the issue allows on this
 # CPU (8 epochs took 3205 s; adversarial training accuracy was still rising). The standard net, with the
 # schedule the standard model had when this was measured (batch 128, lr 0.1).
-# Validation at the issue's radii: MNIST eps 0.3 with 40-step PGD, CIFAR-10 eps 8/255 with 20 steps.
-PRESETS = {
-    "mnist": (
-        *_robust_training("mnist", CnnConfig(widths=(16, 32), convs_per_stage=(1,), dense_units=100,
-                                             dropout_rate=0.0, kernel_size=4, batch_norm=False, downsample="stride"),
-                          epochs=10, batch_size=100, learning_rate=5e-3, augment="none", warmup_fraction=0.4),
-        RobustConfig(attack="pgd", eps=0.3, pgd_train_steps=10, eps_ramp=0.3),
-        ValidationConfig(pgd_steps=40, restarts=3, sweep=(0.1, 0.2, 0.3, 0.4), large_eps=0.6),
-        ATTACK_PRESETS["mnist"][1],
-    ),
-    "cifar10": (
-        *_robust_training("cifar10", epochs=12, batch_size=128, learning_rate=0.1),
-        RobustConfig(attack="fgsm_rs", eps=8 / 255),
-        ValidationConfig(pgd_steps=20, restarts=3, sweep=(2 / 255, 4 / 255, 8 / 255, 16 / 255), large_eps=64 / 255),
-        ATTACK_PRESETS["cifar10"][1],
-    ),
-}
+# Validation at the issue's radius: eps 8/255 with 20-step PGD.
+CIFAR10_ROBUST = RobustSpec(
+    dataset="cifar10",
+    cnn=CIFAR10_CNN.cnn,
+    train=dataclasses.replace(CIFAR10_CNN.train, epochs=12, batch_size=128, learning_rate=0.1),
+    robust=RobustConfig(attack="fgsm_rs", eps=8 / 255),
+    validation=ValidationConfig(pgd_steps=20, restarts=3, sweep=(2 / 255, 4 / 255, 8 / 255, 16 / 255),
+                                large_eps=64 / 255),
+    generator=CIFAR10_ATTACK.generator,
+)
+
+PRESETS = {spec.dataset: spec for spec in (MNIST_ROBUST, CIFAR10_ROBUST)}
 
 
 def attack_pairs(attack_results_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +153,31 @@ def run_robust_experiment(models: dict, data: ImageData, dataset: str, validatio
                   k for k, check in checks["checks"].items() if not check["passed"])), flush=True)
     save_json(out_dir / "results.json", results)
     np.savez_compressed(out_dir / "images.npz", **images)
+    return results
+
+
+def run_robust(spec: RobustSpec, out_dir, command: str = "", *, models_dir, attack_results, standard_model=None,
+               retrain: bool = False, data_dir=None, progress: bool = True, strategy=None) -> dict:
+    """Train the robust model into `models_dir` (unless it is there and not `retrain`; its training summary
+    goes into `out_dir`), validate it and the standard model (`standard_model`, by default the shipped one) side
+    by side on the generator pairs of `attack_results` (the results.json of `tapelab attack`, checked before
+    anything else) and write the report into `out_dir`; the results."""
+    attack_pairs(attack_results)
+    standard_model = standard_model or shipped_model(f"{spec.dataset}_cnn")
+    robust_path = Path(models_dir) / f"{spec.dataset}_robust.h5"
+    data = load_dataset(spec.dataset, data_dir)
+    shape, classes = data.x_test.shape[1:], data.num_classes
+    standard = load_model_file(standard_model, shape, classes)
+    if retrain or not robust_path.exists():
+        summary = train_classifier(spec.dataset, data, spec.cnn, spec.train, models_dir, progress=progress,
+                                   model_name=robust_path.stem, perturb=TrainingAttack(spec.robust), command=command,
+                                   strategy=strategy)
+        write_classifier_summary(summary, out_dir)
+    training = load_json(robust_path.with_suffix(".json"))
+    models = {"standard": standard, "robust": load_model_file(robust_path, shape, classes)}
+    results = run_robust_experiment(models, data, spec.dataset, spec.validation, spec.generator, attack_results,
+                                    out_dir, spec.robust, training, progress=progress, command=command)
+    write_robust_report(out_dir)
     return results
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from core.errors import ConfigError
+from tapelab.core.errors import ConfigError
 
 LECUN_SCALE = 1.7159
 LECUN_SLOPE = 2.0 / 3.0

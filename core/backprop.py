@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from core.activations import get_activation
-from core.models import build_mlp, dense_layers
+from tapelab.core.activations import get_activation
+from tapelab.core.models import build_mlp, dense_layers
 
 
 def backprop_gradients(kernels, biases, activation: str, x, y):

@@ -4,6 +4,9 @@ Tuple fields take comma-separated lists (`--depths 5,20,40`); unknown options ar
 by argparse itself. Every parser here is a named function that raises `argparse.ArgumentTypeError`
 with its own message, so a bad value reads "argument --depths: invalid list of whole numbers: '2.5';
 separate them with commas, such as 5,20,40" rather than argparse's "invalid <lambda> value: '2.5'".
+
+An experiment's spec is a dataclass of such configs (and plain fields such as `dataset`); its options
+are the fields of its configs, flattened (`spec_defaults`, `spec_from_args`).
 """
 
 import argparse
@@ -88,3 +91,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
 def config_from_args(config_class, args: argparse.Namespace):
     values = {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)}
     return config_class(**values)
+
+
+def spec_defaults(spec) -> dict:
+    """The option values of `spec`: each config field's fields, flattened, and each plain field as it is; for
+    `parser.set_defaults`, so that parsing without options gives `spec` back and `--help` shows its values."""
+    values = {}
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        values.update(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else {field.name: value})
+    return values
+
+
+def spec_from_args(spec_class, args: argparse.Namespace):
+    """The `spec_class` that parsed options describe: the inverse of `spec_defaults`."""
+    hints = typing.get_type_hints(spec_class)
+    return spec_class(**{
+        field.name: config_from_args(hints[field.name], args) if dataclasses.is_dataclass(hints[field.name])
+        else getattr(args, field.name) for field in dataclasses.fields(spec_class)})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DataError
+from tapelab.core.errors import DataError
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

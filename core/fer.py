@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data import IMAGE_SUFFIXES, ImageData, one_hot, read_image_folders
-from core.errors import DataError
+from tapelab.core.data import IMAGE_SUFFIXES, ImageData, one_hot, read_image_folders
+from tapelab.core.errors import DataError
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 # Folder names of the popular Kaggle copy, in the order of EMOTIONS.

@@ -4,8 +4,8 @@ whose activation derivative is exactly zero (what cuts the backward path)."""
 import keras
 import tensorflow as tf
 
-from core.activations import get_activation
-from core.models import dense_layers
+from tapelab.core.activations import get_activation
+from tapelab.core.models import dense_layers
 
 
 def layer_max_abs(gradients, model: keras.Model) -> tf.Tensor:

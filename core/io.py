@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.errors import TapelabError
+from tapelab.core.errors import TapelabError
 
 
 def ensure_writable_dir(path) -> Path:
@@ -64,12 +64,11 @@ def load_json(path):
 
 
 def save_figure(figure, path) -> Path:
-    """Save a matplotlib figure atomically, then close it to free its memory."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib `Figure` atomically. Figures are made as `matplotlib.figure.Figure` objects, never
+    through pyplot, so drawing a plot neither switches the caller's backend (a notebook's) nor keeps the figure
+    alive in pyplot's registry."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
     return write_atomic(path, buffer.getvalue())
 
 

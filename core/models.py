@@ -5,8 +5,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from core.activations import get_activation  # importing it registers lecun_tanh for loading
-from core.errors import ConfigError, TapelabError
+from tapelab.core.activations import get_activation  # importing it registers lecun_tanh for loading
+from tapelab.core.errors import ConfigError, TapelabError
 
 
 def build_mlp(
@@ -196,12 +196,23 @@ def load_model_file(path, input_shape: tuple | None = None, num_classes: int | N
         raise TapelabError(f"model file {path} not found; train one first or pass --model")
     try:
         model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # h5py and Keras raise many types for a damaged file
-        raise TapelabError(f"cannot load model {path} ({type(error).__name__}); the file is damaged or not a "
-                           "Keras .h5 model: train or download it again") from None
+    except Exception as error:  # h5py and Keras raise many types; say which failed and keep the cause
+        raise TapelabError(f"cannot load model {path}: {_load_failure(error)}") from error
     found_shape = tuple(model.input_shape[1:])
     if input_shape is not None and found_shape != tuple(input_shape):
         raise TapelabError(f"model {path} takes inputs of shape {found_shape}, but this needs {tuple(input_shape)}")
     if num_classes is not None and model.output_shape[-1] != num_classes:
         raise TapelabError(f"model {path} has {model.output_shape[-1]} outputs, but this needs {num_classes}")
     return model
+
+
+def _load_failure(error: Exception) -> str:
+    """What went wrong loading a model, in one line: what failed, the library's own words, what to do."""
+    detail = " ".join(str(error).split())[:160]
+    if isinstance(error, OSError) and "signature" in detail:
+        what = "it is not an HDF5 file (damaged, cut off, or another format)"
+    elif "Unknown" in detail or "Could not locate" in detail:
+        what = "it uses a layer or function this version of tapelab does not know"
+    else:
+        what = "Keras could not rebuild the model from it"
+    return f"{what} ({type(error).__name__}: {detail}); train it again or pass another --model"

@@ -4,12 +4,14 @@ Each `.h5` has a JSON beside it with its metrics, settings, the exact training c
 and the fingerprint of the data it was trained on; the main job runs on them instead of retraining.
 """
 
+from importlib import resources
 from pathlib import Path
 
-from core.errors import TapelabError
-from core.io import load_json, write_atomic
+from tapelab.core.errors import TapelabError
+from tapelab.core.io import load_json, write_atomic
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# Package data of `tapelab` (setup.cfg), wherever it is installed: the repository's models/ in an editable install.
+MODELS_DIR = Path(str(resources.files("tapelab") / "models"))
 # The classifiers of the adversarial lab, in the order the main job uses them.
 LAB_MODELS = ("mnist_cnn", "mnist_robust", "cifar10_cnn", "cifar10_robust")
 

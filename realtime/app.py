@@ -12,12 +12,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ConfigError
-from core.faces import FaceDetector
-from realtime.capture import FrameReader, parse_source
-from realtime.output import VideoOutput, Window, annotate, check_video_path, choose_window, json_line, text_line
-from realtime.recognizer import EmotionRecognizer
-from realtime.timing import FpsMeter, StageTimer
+from tapelab.core.errors import ConfigError
+from tapelab.core.faces import FaceDetector
+from tapelab.realtime.capture import FrameReader, parse_source
+from tapelab.realtime.output import VideoOutput, Window, annotate, check_video_path, choose_window, json_line, text_line
+from tapelab.realtime.recognizer import EmotionRecognizer
+from tapelab.realtime.timing import FpsMeter, StageTimer
+from tapelab.realtime.tracking import FaceTracker
 
 
 @dataclass
@@ -32,27 +33,38 @@ class RealtimeConfig:
     every: int = 1
     max_frames: int = 0  # 0: no limit
     output: Path | None = None
-    detect_width: int = 320
-    min_face: int = 60
+    detect_width: int = 640  # frames wider are shrunk for the whole-frame search (0: never)
+    min_face: int = 48  # smallest face side found, in frame pixels
+    full_every: int = 6  # frames between whole-frame searches; between them only near known faces
+    hold: int = 2  # frames a face missed by the search keeps its box and label
     retries: int = 5
 
     def __post_init__(self):
         parse_source(self.camera)  # an empty --camera fails here, before the model loads
         if self.window not in ("auto", "on", "off"):
             raise ConfigError(f"window must be auto, on or off, got {self.window!r}")
-        for name, minimum in (("smooth", 1), ("every", 1), ("detect_width", 1), ("min_face", 1),
-                              ("max_frames", 0), ("retries", 0)):
+        for name, minimum in (("smooth", 1), ("every", 1), ("detect_width", 0), ("min_face", 0),
+                              ("full_every", 1), ("hold", 0), ("max_frames", 0), ("retries", 0)):
             if getattr(self, name) < minimum:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least {minimum}, got {getattr(self, name)}")
 
 
-def build_recognizer(config: RealtimeConfig, timer: StageTimer) -> EmotionRecognizer:
-    from core.lite import LiteModel
-    from train.fer import load_emotion_model
+def build_tracker(config: RealtimeConfig) -> FaceTracker:
+    return FaceTracker(FaceDetector(config.detect_width, config.min_face), full_every=config.full_every,
+                       hold=config.hold)
 
-    classify = LiteModel(load_emotion_model(config.model))  # converted and allocated now, not on a face
-    return EmotionRecognizer(classify, FaceDetector(config.detect_width, config.min_face),
-                             smooth=config.smooth, every=config.every, timer=timer)
+
+def build_recognizer(config: RealtimeConfig, timer: StageTimer, tracker: FaceTracker | None = None,
+                     classify=None) -> EmotionRecognizer:
+    """The recognizer of `config`; `tracker` and `classify` replace the configured ones (the benchmark runs
+    other detection settings with the same classifier)."""
+    if classify is None:
+        from tapelab.core.lite import LiteModel
+        from tapelab.train.fer import load_emotion_model
+
+        classify = LiteModel(load_emotion_model(config.model))  # converted and allocated now, not on a face
+    return EmotionRecognizer(classify, tracker or build_tracker(config), smooth=config.smooth, every=config.every,
+                             timer=timer)
 
 
 class _SigtermAsCtrlC:
@@ -82,14 +94,16 @@ class _SigtermAsCtrlC:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
 
 
-def run(config: RealtimeConfig, out=sys.stdout, timer: StageTimer | None = None) -> int:
+def run(config: RealtimeConfig, out=sys.stdout, timer: StageTimer | None = None,
+        recognizer: EmotionRecognizer | None = None) -> int:
     """Process frames until the source ends, `max_frames` is reached or the user stops (Ctrl-C, SIGTERM, the
-    window); 0 on success. The output video and the window are checked before the model loads."""
+    window); 0 on success. The output video and the window are checked before the model loads. `recognizer`
+    (with `timer` as its timer) replaces the one `config` describes."""
     timer = timer or StageTimer()
     if config.output:
         check_video_path(config.output)
     show_window = choose_window(config.window)
-    recognizer = build_recognizer(config, timer)
+    recognizer = recognizer or build_recognizer(config, timer)
     window = Window() if show_window else None
     video = None
     meter = FpsMeter()

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import TapelabError
+from tapelab.core.errors import TapelabError
 
 
 class CameraError(TapelabError):

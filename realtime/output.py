@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import TapelabError
-from core.fer import EMOTIONS
-from realtime.capture import Frame
-from realtime.recognizer import FaceResult
+from tapelab.core.errors import TapelabError
+from tapelab.core.fer import EMOTIONS
+from tapelab.realtime.capture import Frame
+from tapelab.realtime.recognizer import FaceResult
 
 
 def text_line(frame: Frame, faces: list[FaceResult], fps: float) -> str:

@@ -1,7 +1,9 @@
-"""Faces in a frame to emotions: detect, preprocess (the training function), classify in one call.
+"""Faces in a frame to emotions: find (`realtime/tracking.py`), preprocess (the training function), classify
+in one call.
 
-Each face is followed from frame to frame by the overlap of its boxes, so its probabilities can
-be averaged over the last `smooth` analyses and its label does not flicker.
+Each face keeps an id while the tracker follows it, so its probabilities can be averaged over its last
+`smooth` analyses and its label does not flicker. A face the tracker holds for a frame or two after
+missing it keeps its last box and label and is not classified again.
 """
 
 from collections import deque
@@ -10,15 +12,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.faces import Box, FaceDetector
-from core.fer import EMOTIONS, preprocess_face
-from realtime.timing import StageTimer
+from tapelab.core.faces import Box
+from tapelab.core.fer import EMOTIONS, preprocess_face
+from tapelab.realtime.timing import StageTimer
+from tapelab.realtime.tracking import FaceTracker
 
 
 @dataclass
 class FaceResult:
     box: Box
     probabilities: np.ndarray  # averaged over the face's last `smooth` analyses
+    held: bool = False  # not found in this frame: the last box and label, kept for a frame or two
 
     @property
     def label(self) -> str:
@@ -29,32 +33,17 @@ class FaceResult:
         return float(self.probabilities.max())
 
 
-def overlap(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    width = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
-    height = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / (a.width * a.height + b.width * b.height - inter)
-
-
-class _Track:
-    def __init__(self, box: Box, smooth: int):
-        self.box = box
-        self.history: deque = deque(maxlen=smooth)
-
-
 class EmotionRecognizer:
     """`classify`: faces (n, 48, 48, 1) -> probabilities (n, 7), e.g. `core.lite.LiteModel(model)`.
-    `every`: analyse every Nth frame and repeat the last result in between."""
+    `tracker`: finds and follows the faces. `every`: analyse every Nth frame and repeat the last result
+    in between."""
 
-    def __init__(self, classify, detector: FaceDetector, smooth: int = 1, every: int = 1,
-                 timer: StageTimer | None = None, min_overlap: float = 0.3):
-        self.classify, self.detector = classify, detector
-        self.smooth, self.every, self.min_overlap = max(1, smooth), max(1, every), min_overlap
+    def __init__(self, classify, tracker: FaceTracker, smooth: int = 1, every: int = 1,
+                 timer: StageTimer | None = None):
+        self.classify, self.tracker = classify, tracker
+        self.smooth, self.every = max(1, smooth), max(1, every)
         self.timer = timer or StageTimer()
-        self.tracks: list[_Track] = []
+        self.history: dict[int, deque] = {}
         self.frames_seen = 0
         self.last: list[FaceResult] = []
 
@@ -66,27 +55,15 @@ class EmotionRecognizer:
             return self.last, False
         with self.timer.stage("detect"):
             gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-            boxes = self.detector.detect(gray)
+            tracks = self.tracker.update(gray)
+        seen = [track for track in tracks if not track.missed]
         with self.timer.stage("preprocess"):
-            faces = np.stack([preprocess_face(box.crop(gray)) for box in boxes]) if boxes else None
+            faces = np.stack([preprocess_face(track.box.crop(gray)) for track in seen]) if seen else None
         with self.timer.stage("classify"):
-            probabilities = np.asarray(self.classify(faces)) if boxes else np.zeros((0, len(EMOTIONS)))
-        self.last = self._smooth(boxes, probabilities)
+            probabilities = np.asarray(self.classify(faces)) if seen else np.zeros((0, len(EMOTIONS)))
+        for track, p in zip(seen, probabilities):
+            self.history.setdefault(track.id, deque(maxlen=self.smooth)).append(p)
+        self.history = {track.id: self.history[track.id] for track in tracks if track.id in self.history}
+        self.last = [FaceResult(track.box, np.mean(self.history[track.id], axis=0), held=bool(track.missed))
+                     for track in tracks if track.id in self.history]
         return self.last, True
-
-    def _smooth(self, boxes: list[Box], probabilities: np.ndarray) -> list[FaceResult]:
-        unmatched = list(self.tracks)
-        tracks = []
-        for box in boxes:
-            best = max(unmatched, key=lambda track: overlap(track.box, box), default=None)
-            if best is None or overlap(best.box, box) < self.min_overlap:
-                best = _Track(box, self.smooth)
-            else:
-                unmatched.remove(best)
-            best.box = box
-            tracks.append(best)
-        for track, p in zip(tracks, probabilities):
-            track.history.append(p)
-        self.tracks = tracks  # faces not seen in this frame are forgotten
-        return [FaceResult(track.box, np.mean(track.history, axis=0)) for track in tracks]
-

@@ -17,15 +17,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from attacks.experiment import PRESETS, choose_sources, run_baselines
-from attacks.generator import GeneratorConfig, generator_attack
-from core.data import load_mnist
-from core.io import ensure_writable_dir, save_json, write_atomic
-from core.models import load_model_file
+from tapelab.attacks.experiment import MNIST_ATTACK, choose_sources, run_baselines
+from tapelab.attacks.generator import GeneratorConfig, generator_attack
+from tapelab.core.data import load_mnist
+from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
+from tapelab.core.models import load_model_file
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--data-dir", type=Path, help="folder with mnist.npz (default: Keras download)")
     parser.add_argument("--model", type=Path, default=Path("runs/models/mnist_cnn.h5"), help="MNIST classifier")
     parser.add_argument("--out", type=Path, default=Path("results/bench_attack"), help="where to write results")
@@ -33,7 +33,7 @@ def main(argv=None):
     out = ensure_writable_dir(args.out)
     data = load_mnist(args.data_dir)
     classifier = load_model_file(args.model, (28, 28, 1), 10)
-    attack_config, generator_config = PRESETS["mnist"]
+    attack_config, generator_config = MNIST_ATTACK.attack, MNIST_ATTACK.generator
     indices = choose_sources(classifier, data, attack_config)
     sources = np.repeat(data.x_test[indices], 10, axis=0)
     targets = np.tile(np.arange(10), len(indices))

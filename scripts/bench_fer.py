@@ -19,9 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from core.io import ensure_writable_dir, save_json, write_atomic
-from core.lite import LiteModel
-from train.fer import load_emotion_model
+from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
+from tapelab.core.lite import LiteModel
+from tapelab.train.fer import load_emotion_model
 
 
 def tensorflow_call(model, jit_compile: bool):

@@ -23,11 +23,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from core.fer import EMOTIONS, FACE_SIZE
-from core.io import ensure_writable_dir, save_json, write_atomic
-from core.models import build_cnn
-from train.classifier import PRESETS
-from train.loop import Trainer
+from tapelab.core.fer import EMOTIONS, FACE_SIZE
+from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
+from tapelab.core.models import build_cnn
+from tapelab.train.classifier import FER2013_CNN
+from tapelab.train.loop import Trainer
 
 TRAINING_FACES = 28_709
 VARIANTS = {
@@ -57,12 +57,12 @@ def seconds_per_step(cnn, train_config, steps: int) -> tuple[float, int]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per net")
     parser.add_argument("--out", type=Path, default=Path("results/bench_fer_training"), help="where to write results")
     args = parser.parse_args(argv)
     out = ensure_writable_dir(args.out)
-    cnn, train_config = PRESETS["fer2013"]
+    cnn, train_config = FER2013_CNN.cnn, FER2013_CNN.train
     steps_per_epoch = math.ceil(TRAINING_FACES / train_config.batch_size)
     epochs = train_config.epochs
     result = {"command": " ".join(["python", "scripts/bench_fer_training.py", *sys.argv[1:]]),

@@ -1,20 +1,21 @@
-"""Benchmark: end-to-end FPS of `tapelab realtime` on a 640x480 video made from real face photos.
+"""Benchmark: faces found, false faces and FPS of `tapelab realtime` against a full-resolution Haar pipeline.
 
-    python scripts/bench_realtime.py --faces ../shared/datasets/faces
+    python scripts/bench_realtime.py --faces ../shared/datasets/faces --fer ../shared/datasets/fer2013/test
+    python scripts/bench_realtime.py --plot-only      # redraw the curve and the table from the saved JSON
 
-The video has a part with one face and a part with several faces per frame (square crops around the
-faces of the photos), moving and changing size. It is read as the camera (a file: every frame is
-processed), with no window, printing to a null stream. Reported: frames per second over the whole
-run and per part, and the time per stage (capture, detect, preprocess, classify, output), p50 and p95.
+A 640x480 video is generated from face photos (`realtime/scenes.py`: scenes of zero to four faces, 60 to 300
+pixels, moving, some drifting partly off the frame edge, blank scenes) with the true face boxes known. The
+program's defaults, the plain pipeline (the same cascade on every full-resolution frame, scale factor 1.1,
+5 neighbours, the same classifier) and a few other settings each run through the program on that video.
+Then the end-to-end emotion accuracy on a video of FER2013 test faces, against the classifier on the same
+crops. Results: bench_realtime.{json,md}, curve.png (faces found against FPS) and window.png.
 """
 
 import argparse
-import io
-import math
+import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,133 +23,102 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2
 import numpy as np
 
-from core.errors import DataError
-from core.faces import FaceDetector
-from core.io import ensure_writable_dir, save_json, write_atomic
-from realtime.app import RealtimeConfig, build_recognizer, run
-from realtime.output import annotate
-from realtime.timing import StageTimer
+from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
+from tapelab.realtime import benchmark
+from tapelab.realtime.benchmark import BASELINE, Setting
+from tapelab.realtime.scenes import face_tiles, make_scenes, render, write_video
 
-WIDTH, HEIGHT = 640, 480
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def face_tiles(folder: Path) -> list[np.ndarray]:
-    """From each photo, a square crop around its largest face with room around it (so several fit in a frame)."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-    detector = FaceDetector(detect_width=800, min_face=40)
-    tiles = []
-    for photo in (cv2.imread(str(p)) for p in paths):
-        boxes = detector.detect(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)) if photo is not None else []
-        if boxes:
-            box = boxes[0]
-            side = int(box.width * 2.0)
-            x0, y0 = box.x + box.width // 2 - side // 2, box.y + box.height // 2 - side // 2
-            padded = cv2.copyMakeBorder(photo, side, side, side, side, cv2.BORDER_REPLICATE)
-            tiles.append(padded[y0 + side : y0 + 2 * side, x0 + side : x0 + 2 * side])
-    if not tiles:
-        raise DataError(f"no photos with a findable face (jpg, png) in {folder}; pass --faces with such a folder")
-    return tiles
+# "every Nth": the whole frame is searched every Nth frame (and at cuts), only near known faces between.
+DEFAULTS = Setting("every 6th (defaults)")
+CURVE = [Setting("every frame", full_every=1, hold=0), Setting("every 2nd", full_every=2),
+         Setting("every 4th", full_every=4), Setting("every 6th, no hold", hold=0),
+         Setting("every 10th", full_every=10), Setting("every 6th, 320 wide", detect_width=320),
+         Setting("every frame, 320 wide", full_every=1, detect_width=320, min_face=60, hold=0)]
 
 
-def _paste(frame: np.ndarray, photo: np.ndarray, center_x: float, height: int) -> None:
-    """Paste `photo` scaled to `height` pixels, centred at `center_x`, clipped to the frame."""
-    width = max(1, round(photo.shape[1] * height / photo.shape[0]))
-    scaled = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
-    left, top = round(center_x - width / 2), (HEIGHT - height) // 2
-    x0, x1 = max(left, 0), min(left + width, WIDTH)
-    y0, y1 = max(top, 0), min(top + height, HEIGHT)
-    if x1 > x0 and y1 > y0:
-        frame[y0:y1, x0:x1] = scaled[y0 - top : y1 - top, x0 - left : x1 - left]
+def _summary(measured: dict) -> dict:
+    keys = ("setting", "fps", "faces", "recall", "false_faces", "false_faces_per_frame", "false_face_rate",
+            "blank_frames", "blank_false_face_rate", "stages")
+    return {key: measured[key] for key in keys}
 
 
-def make_frame(tiles: list[np.ndarray], index: int, faces: int) -> np.ndarray:
-    """Frame `index` of a scene with `faces` face tiles side by side, swaying and breathing in size."""
-    frame = np.full((HEIGHT, WIDTH, 3), 70, np.uint8)
-    phase = 2 * math.pi * index / 60
-    slot = WIDTH / faces
-    largest = min(HEIGHT, slot) * 0.95
-    for k in range(faces):
-        tile = tiles[(index // 30 + k) % len(tiles)]
-        height = round(largest * (0.8 + 0.2 * math.sin(phase + k)))
-        sway = 0.5 * (slot - height) * math.sin(phase / 2 + k)
-        _paste(frame, tile, slot * (k + 0.5) + sway, height)
-    return frame
+def detection_runs(args, video: Path, truth, frames, classify, out: Path) -> dict:
+    runs = {}
+    for setting in [DEFAULTS, BASELINE, *([] if args.quick else CURVE)]:
+        measured = benchmark.measure(video, truth, classify, setting)
+        print(f"{setting.name}: {measured['fps']:.1f} FPS, found {measured['recall']:.2%} of {measured['faces']} "
+              f"faces, frames with a false face {measured['false_face_rate']:.2%}", flush=True)
+        if setting is DEFAULTS:
+            cv2.imwrite(str(out / "window.png"), benchmark.window_frame(frames, truth, measured["records"]))
+        runs[setting.name] = _summary(measured)
+    return runs
 
 
-def write_video(path: Path, tiles, frames_per_part: int, several: int) -> dict:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (WIDTH, HEIGHT))
-    parts = {"one face": (0, frames_per_part), f"{several} faces": (frames_per_part, 2 * frames_per_part)}
-    for index in range(2 * frames_per_part):
-        writer.write(make_frame(tiles, index, 1 if index < frames_per_part else several))
-    writer.release()
-    return parts
-
-
-def frame_rates(lines: list[str], parts: dict) -> dict:
-    """FPS per part from the frame times printed by the program itself."""
-    times = [float(line.split(" t=")[1].split("s ")[0]) for line in lines]
-    rates = {}
-    for name, (first, end) in parts.items():
-        span = times[end - 1] - times[first]
-        rates[name] = (end - 1 - first) / span if span > 0 else float("nan")
-    return rates
+def emotion_run(args, classify, folder: Path) -> dict:
+    rng = np.random.default_rng(args.seed)
+    faces, labels = benchmark.fer_faces(args.fer, args.fer_faces, rng)
+    generated = list(benchmark.emotion_frames(faces, rng))
+    video = folder / "fer.avi"
+    truth = write_video(video, ((frame, boxes) for frame, boxes, _ in generated))
+    records, _, _ = benchmark.run_pipeline(video, classify, DEFAULTS)
+    crops = benchmark.classifier_on_crops(classify, faces, labels)
+    return benchmark.emotion_accuracy(records, truth, [group for *_, group in generated], labels, crops)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=Path, default=Path("../shared/datasets/faces"), help="folder of face photos")
+    parser.add_argument("--fer", type=Path, default=Path("../shared/datasets/fer2013/test"),
+                        help="FER2013 test faces, EMOTION/*.jpg (skipped when missing)")
     parser.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
-    parser.add_argument("--frames", type=int, default=300, help="frames per part (one face, several faces)")
-    parser.add_argument("--several", type=int, default=3, help="faces per frame in the second part")
+    parser.add_argument("--scenes", type=int, default=40, help="scenes in the face video (30-60 frames each)")
+    parser.add_argument("--fer-faces", type=int, default=400, help="FER2013 faces in the emotion video")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="only the defaults and the plain pipeline")
+    parser.add_argument("--plot-only", action="store_true", help="redraw curve.png and the .md from the JSON")
     parser.add_argument("--out", type=Path, default=Path("results/bench_realtime"), help="where to write results")
     args = parser.parse_args(argv)
     out = ensure_writable_dir(args.out)
+    if not args.plot_only:
+        save_json(out / "bench_realtime.json", measure_all(args, out))
+    result = benchmark_report(out)
+    print(result)
+
+
+def measure_all(args, out: Path) -> dict:
+    from tapelab.core.lite import LiteModel
+    from tapelab.train.fer import load_emotion_model
+
+    classify = LiteModel(load_emotion_model(args.model))
     tiles = face_tiles(args.faces)
+    scenes = make_scenes(np.random.default_rng(args.seed), len(tiles), args.scenes)
     with tempfile.TemporaryDirectory() as folder:
         video = Path(folder) / "faces.avi"
-        parts = write_video(video, tiles, args.frames, args.several)
-        timer, printed = StageTimer(), io.StringIO()
-        start = time.perf_counter()
-        run(RealtimeConfig(camera=str(video), model=args.model, window="off"), out=printed, timer=timer)
-        seconds = time.perf_counter() - start
-        lines = printed.getvalue().splitlines()
-    found = [line.count(" at x=") for line in lines]
-    result = {
-        "command": " ".join(["python", "scripts/bench_realtime.py", *sys.argv[1:]]),
-        "cpu_count": os.cpu_count(), "frame_size": [WIDTH, HEIGHT], "frames": len(lines),
-        "seconds_with_startup": seconds,
-        "fps": frame_rates(lines, {"all": (0, len(lines))})["all"],
-        "fps_per_part": frame_rates(lines, parts),
-        "faces_found_per_frame": {name: float(np.mean(found[a:b])) for name, (a, b) in parts.items()},
-        "stages": timer.summary(),
-    }
-    save_json(out / "bench_realtime.json", result)
-    _save_screenshot(out / "window.png", make_frame(tiles, args.frames + 20, args.several), args.model,
-                     result["fps"])
-    write_atomic(out / "bench_realtime.md", _markdown(result))
-    print(_markdown(result))
+        frames_and_boxes = list(render(scenes, tiles, seed=args.seed))
+        truth = write_video(video, frames_and_boxes)
+        runs = detection_runs(args, video, truth, [frame for frame, _ in frames_and_boxes], classify, out)
+        emotion = emotion_run(args, classify, Path(folder)) if args.fer.is_dir() else None
+    chosen, plain = runs[DEFAULTS.name], runs[BASELINE.name]
+    return {"command": " ".join(["python", "scripts/bench_realtime.py", *sys.argv[1:]]),
+            "cpu_count": os.cpu_count(), "frame_size": [640, 480], "frames": len(truth),
+            "faces": chosen["faces"], "blank_frames": chosen["blank_frames"],
+            "fps": chosen["fps"], "recall": chosen["recall"], "false_face_rate": chosen["false_face_rate"],
+            "fps_ratio_vs_full_resolution": chosen["fps"] / plain["fps"], "stages": chosen["stages"],
+            "faces_found_per_frame": {"true": chosen["faces"] / len(truth),
+                                      "defaults": chosen["recall"] * chosen["faces"] / len(truth),
+                                      "full resolution": plain["recall"] * plain["faces"] / len(truth)},
+            "defaults": DEFAULTS.name, "full_resolution": BASELINE.name, "runs": runs, "emotion": emotion}
 
 
-def _save_screenshot(path: Path, image: np.ndarray, model_path, fps: float) -> None:
-    """What the window shows for one frame with several faces (with the run's FPS), for the README."""
-    faces, _ = build_recognizer(RealtimeConfig(model=model_path), StageTimer()).process(image)
-    cv2.imwrite(str(path), annotate(image, faces, fps))
+def benchmark_report(out: Path) -> str:
+    """curve.png and bench_realtime.md from bench_realtime.json."""
+    from tapelab.realtime.report import markdown, plot_curve
 
-
-def _markdown(result: dict) -> str:
-    lines = ["# Realtime pipeline benchmark", "", f"Produced by `{result['command']}` on {result['cpu_count']} CPU "
-             f"cores: {result['frames']} frames of {result['frame_size'][0]}x{result['frame_size'][1]} video.", "",
-             f"End-to-end **{result['fps']:.1f} FPS** (goal: at least 30, aim 60).", "",
-             "| part | FPS | faces found per frame |", "|---|---|---|"]
-    lines += [f"| {name} | {fps:.1f} | {result['faces_found_per_frame'][name]:.2f} |"
-              for name, fps in result["fps_per_part"].items()]
-    lines += ["", "| stage | calls | mean ms | p50 ms | p95 ms |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {s['calls']} | {s['mean_ms']:.2f} | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} |"
-              for name, s in result["stages"].items()]
-    lines += ["", "Classify: one model call per frame for all its faces (goal: p50 at most 3 ms).",
-              "", "![window](window.png)", ""]
-    return "\n".join(lines)
+    result = json.loads((out / "bench_realtime.json").read_text())
+    plot_curve(result, out / "curve.png")
+    text = markdown(result)
+    write_atomic(out / "bench_realtime.md", text)
+    return text
 
 
 if __name__ == "__main__":

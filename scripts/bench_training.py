@@ -18,12 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from core.data import load_mnist
-from core.io import ensure_writable_dir, save_json, write_atomic
-from core.models import build_mlp
-from train.config import TrainConfig
-from train.gradient_flow import GridConfig, run_grid
-from train.loop import Trainer
+from tapelab.core.data import load_mnist
+from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
+from tapelab.core.models import build_mlp
+from tapelab.train.config import TrainConfig
+from tapelab.train.gradient_flow import GridConfig, run_grid
+from tapelab.train.loop import Trainer
 
 
 def time_tape_loop(data, depth, batch_size, epochs):

@@ -1,66 +1,68 @@
-"""`tapelab`: the command line. Each subcommand parses its options and calls the library.
+"""`tapelab`: the command line. Each subcommand turns its options into an experiment's spec and calls the library.
 
     tapelab --help
     tapelab all --data-dir ../shared/datasets --out results
+
+Commands with presets (classifier, attack, robust, fer train) take their defaults from the named spec of the
+data set that `--dataset` names; options are never abbreviated, and unknown ones are rejected.
 """
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter hides our own output; errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from attacks.experiment import AttackConfig
-from attacks.generator import GeneratorConfig
-from core.config import add_config_arguments, config_from_args
-from core.errors import TapelabError
-from core.io import RunFolder, ensure_writable_dir, refuse_to_replace
-from scripts.fer_cli import add_fer_parser
-from scripts.options import DATA_DIR_HELP, add_training_options
-from scripts.realtime_cli import add_realtime_parser
-from scripts.robust_cli import add_robust_parser
-from train.backprop_check import BackpropCheckConfig
-from train.classifier import CnnConfig
-from train.config import TrainConfig
-from train.gradient_flow import GridConfig
+from tapelab.attacks.experiment import MNIST_ATTACK, AttackConfig, AttackSpec
+from tapelab.attacks.experiment import PRESETS as ATTACK_PRESETS
+from tapelab.attacks.generator import GeneratorConfig
+from tapelab.core.config import add_config_arguments, config_from_args, spec_defaults, spec_from_args
+from tapelab.core.errors import TapelabError
+from tapelab.core.io import RunFolder, ensure_writable_dir, refuse_to_replace
+from tapelab.scripts.fer_cli import add_fer_parser
+from tapelab.scripts.options import (
+    DATA_DIR_HELP,
+    StrictParser,
+    add_strategy_option,
+    add_training_options,
+    preset,
+    training_setup,
+)
+from tapelab.scripts.realtime_cli import add_realtime_parser
+from tapelab.scripts.robust_cli import add_robust_parser
+from tapelab.train.backprop_check import BackpropCheckConfig
+from tapelab.train.classifier import MNIST_CNN, ClassifierSpec
+from tapelab.train.classifier import PRESETS as CLASSIFIER_PRESETS
+from tapelab.train.config import TrainConfig
+from tapelab.train.gradient_flow import GRADIENT_FLOW, GridConfig, GridSpec
 
 
 def cmd_backprop_check(args) -> int:
-    from core.io import save_json, write_atomic
-    from train.backprop_check import format_backprop_check, run_backprop_check
+    from tapelab.train.backprop_check import format_backprop_check, run_backprop_check, write_backprop_check
 
     result = run_backprop_check(config_from_args(BackpropCheckConfig, args))
     print(format_backprop_check(result, per_layer=not args.summary))
     if args.out:
         with RunFolder(args.out, "backprop_check.json", args.overwrite) as run:
-            save_json(run.staging / "backprop_check.json", {**result, "command": args.command})
-            title = "# Backprop check: hand-written gradients against tf.GradientTape (float64)"
-            header = f"{title}\n\nProduced by `{args.command}`.\n\n"
-            write_atomic(run.staging / "backprop_check.md", header + format_backprop_check(result))
+            write_backprop_check(result, run.staging, args.command)
     return 0 if result["passed"] else 1
 
 
 def cmd_gradients(args) -> int:
-    from core.data import load_mnist
-    from train.gradient_flow import run_grid
-    from train.gradient_flow_report import write_report
+    from tapelab.train.gradient_flow import run_gradient_flow
 
-    grid, train_config = config_from_args(GridConfig, args), config_from_args(TrainConfig, args)
+    strategy = training_setup(args)
+    spec = spec_from_args(GridSpec, args)
     with RunFolder(args.out, "results.json", args.overwrite) as run:  # finished models resume from run.staging
-        results = run_grid(load_mnist(args.data_dir), grid, train_config, run.staging, command=args.command,
-                           progress=not args.quiet)
-        write_report(results, run.staging)
+        run_gradient_flow(spec, run.staging, args.command, data_dir=args.data_dir, progress=not args.quiet,
+                          strategy=strategy)
     print(f"report: {args.out / 'report.md'}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from core.io import load_json
-    from train.gradient_flow import load_results, run_key
-    from train.gradient_flow_report import write_report
+    from tapelab.core.io import load_json
+    from tapelab.train.gradient_flow import load_results, run_key
+    from tapelab.train.gradient_flow_report import write_report
 
     # Another experiment's results.json, or a cut or edited one, must not end in a traceback halfway through
     # drawing: check its shape first, then that every run of the grid it names is there.
@@ -88,7 +90,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_curves(args) -> int:
-    from train.curves import check_figure_path, load_summaries, plot_classifier_curves
+    from tapelab.train.curves import check_figure_path, load_summaries, plot_classifier_curves
 
     out = check_figure_path(args.out)  # before any summary is read
     print(f"learning curves: {plot_classifier_curves(load_summaries(args.summaries), out)}")
@@ -96,19 +98,19 @@ def cmd_curves(args) -> int:
 
 
 def cmd_all(args) -> int:
-    from scripts.lab_report import write_lab_report
-    from scripts.main_job import plan_stages, run_stages
+    from tapelab.scripts.lab_report import write_lab_report
+    from tapelab.scripts.main_job import plan_stages, run_stages
 
     out = ensure_writable_dir(args.out)
     if not args.index_only:
         stages = plan_stages(args.data_dir, out, args.retrain, args.models, args.quiet)
-        record = run_stages(stages, main, args.command, out / "main_job.json")
+        record = run_stages(stages, run_command_line, args.command, out / "main_job.json")
     print(f"report: {write_lab_report(out)}")
     return 0 if args.index_only else record["status"]
 
 
 def cmd_ship(args) -> int:
-    from core.shipped import MODELS_DIR, ship_model
+    from tapelab.core.shipped import MODELS_DIR, ship_model
 
     for model in args.models:
         print(f"shipped: {ship_model(model, args.to or MODELS_DIR)}")
@@ -116,77 +118,38 @@ def cmd_ship(args) -> int:
 
 
 def cmd_classifier(args) -> int:
-    from train.classifier import load_dataset, train_classifier, write_classifier_summary
+    from tapelab.train.classifier import run_classifier
 
-    cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
-    name = f"{args.dataset}_cnn"
+    strategy = training_setup(args)
+    spec = spec_from_args(ClassifierSpec, args)
+    name = f"{spec.dataset}_cnn"
     refuse_to_replace(args.out / f"{name}.h5", args.overwrite)
     with RunFolder(args.results, f"{name}.json", args.overwrite) as run:
-        data = load_dataset(args.dataset, args.data_dir)
-        summary = train_classifier(args.dataset, data, cnn, train_config, ensure_writable_dir(args.out),
-                                   progress=not args.quiet, command=args.command)
-        write_classifier_summary(summary, run.staging)
+        summary = run_classifier(spec, run.staging, args.command, models_dir=args.out, data_dir=args.data_dir,
+                                 progress=not args.quiet, strategy=strategy)
     print(f"{args.out / summary['model']}: test accuracy {summary['test_accuracy']:.4f} "
           f"after {summary['train_seconds']:.0f} s of training")
     return 0
 
 
 def cmd_attack(args) -> int:
-    from attacks.experiment import run_attack_experiment, write_attack_report
-    from core.models import load_model_file
-    from core.shipped import model_record, shipped_model
-    from train.classifier import load_dataset
+    from tapelab.attacks.experiment import run_attack
+    from tapelab.core.shipped import shipped_model
 
-    attack, generator = config_from_args(AttackConfig, args), config_from_args(GeneratorConfig, args)
-    out = args.out or Path("runs") / f"attack_{args.dataset}"
-    model_path = args.model or shipped_model(f"{args.dataset}_cnn")
+    spec = spec_from_args(AttackSpec, args)
+    out = args.out or Path("runs") / f"attack_{spec.dataset}"
+    model_path = args.model or shipped_model(f"{spec.dataset}_cnn")
     with RunFolder(out, "results.json", args.overwrite) as run:
-        data = load_dataset(args.dataset, args.data_dir)
-        classifier = load_model_file(model_path, data.x_test.shape[1:], data.num_classes)
-        run_attack_experiment(classifier, data, args.dataset, attack, generator, run.staging, command=args.command,
-                              classifier_record=model_record(model_path))
-        write_attack_report(run.staging)
+        run_attack(spec, run.staging, args.command, model_path=model_path, data_dir=args.data_dir)
     print(f"report: {out / 'report.md'}")
     return 0
 
 
-def _presets():
-    from attacks.experiment import PRESETS as ATTACK_PRESETS
-    from attacks.robust_experiment import PRESETS as ROBUST_PRESETS
-    from train.classifier import PRESETS as CLASSIFIER_PRESETS
-
-    return {"classifier": CLASSIFIER_PRESETS, "attack": ATTACK_PRESETS, "robust": ROBUST_PRESETS}
-
-
-def _apply_preset(parser: argparse.ArgumentParser, argv) -> None:
-    """Make the chosen data set's preset the defaults, so `--help` and parsing both show them."""
-    import dataclasses
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    presets = _presets()
-    if argv[:2] == ["fer", "train"]:
-        target, configs = parser.subparsers["fer"].fer_actions["train"], presets["classifier"]["fer2013"]
-    elif argv and argv[0] in presets:
-        dataset = _option_value(argv, "--dataset") or "mnist"
-        if dataset not in presets[argv[0]]:
-            return  # argparse reports the bad choice
-        target, configs = parser.subparsers[argv[0]], presets[argv[0]][dataset]
-    else:
-        return
-    target.set_defaults(**{key: value for config in configs for key, value in dataclasses.asdict(config).items()})
-
-
-def _option_value(argv, option):
-    for index, arg in enumerate(argv):
-        if arg == option and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith(option + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tapelab", description="See what model.fit hides.")
+def build_parser(argv=()) -> argparse.ArgumentParser:
+    """The parser of every command. The defaults of a command with presets are the preset of the data set that
+    `argv`, the command line to be parsed, names (`scripts.options.preset`), so `--help` shows them too."""
+    argv = list(argv)
+    parser = StrictParser(prog="tapelab", description="See what model.fit hides.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("backprop-check", help="hand-written backprop against tf.GradientTape (float64)",
@@ -204,11 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     gradients.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     gradients.add_argument("--out", type=Path, default=Path("runs/gradient_flow"), help="results folder")
     gradients.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    add_strategy_option(gradients)
     gradients.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_arguments(gradients, GridConfig)
     add_config_arguments(gradients, TrainConfig)
-    # 8 curve points (and gradient-trace points) per epoch: 24 over 3 epochs plus the untrained net, one at 0.25.
-    gradients.set_defaults(run=cmd_gradients, evals_per_epoch=8)
+    gradients.set_defaults(run=cmd_gradients, **spec_defaults(GRADIENT_FLOW))
 
     report = commands.add_parser("report", help="redraw the gradient-flow tables, plots and report",
                                  description="Redraw tables, plots and report.md from a saved results.json.")
@@ -221,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist", help="which data set")
     classifier.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     add_training_options(classifier, out="runs/models", results="runs/classifiers")
-    classifier.set_defaults(run=cmd_classifier)
+    classifier.set_defaults(run=cmd_classifier, **spec_defaults(preset(argv, ["classifier"], CLASSIFIER_PRESETS,
+                                                                       MNIST_CNN)))
 
     attack = commands.add_parser("attack", help="generator-built adversarial examples against baselines",
                                  description="Build adversarial examples for every target class with the simple "
@@ -234,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     add_config_arguments(attack, AttackConfig)
     add_config_arguments(attack, GeneratorConfig)
-    attack.set_defaults(run=cmd_attack)
+    attack.set_defaults(run=cmd_attack, **spec_defaults(preset(argv, ["attack"], ATTACK_PRESETS, MNIST_ATTACK)))
 
     curves = commands.add_parser("curves", help="plot the learning curves of trained classifiers side by side",
                                  description="Draw loss and accuracy against epochs from the summaries (.json) "
@@ -252,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship.set_defaults(run=cmd_ship)
 
     add_fer_parser(commands)
-    add_robust_parser(commands)
+    add_robust_parser(commands, argv)
     add_realtime_parser(commands)
 
     everything = commands.add_parser(
@@ -269,16 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--index-only", action="store_true",
                             help="run nothing; rewrite REPORT.md from the results already in --out")
     everything.set_defaults(run=cmd_all)
-    parser.subparsers = commands.choices
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    _apply_preset(parser, argv)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+def parse_args(argv) -> argparse.Namespace:
+    """The options of the command line `argv` (without the program name); `command` is it as typed."""
+    argv = list(argv)
+    args = build_parser(argv).parse_args(argv)
     args.command = shlex.join(["tapelab", *argv])  # recorded beside each result as the command that made it
+    return args
+
+
+def run_command_line(argv) -> int:
+    """Parse `argv` and run its command in this process; its exit status. `tapelab all` runs its stages so."""
+    args = parse_args(argv)
     try:
         return args.run(args)
     except TapelabError as error:
@@ -292,6 +260,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("tapelab: interrupted; finished runs are saved and a rerun resumes from them", file=sys.stderr)
         return 130
+
+
+def main(argv=None) -> int:
+    """The `tapelab` command: `argv` or the process's own arguments."""
+    return run_command_line(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -2,36 +2,30 @@
 
 from pathlib import Path
 
-from core.config import config_from_args
-from core.errors import TapelabError
-from core.io import RunFolder, ensure_writable_dir, refuse_to_replace
-from scripts.options import add_training_options
-from train.classifier import CnnConfig
-from train.config import TrainConfig
+from tapelab.core.config import spec_defaults, spec_from_args
+from tapelab.core.errors import TapelabError
+from tapelab.core.io import RunFolder, refuse_to_replace
+from tapelab.scripts.options import add_training_options, training_setup
+from tapelab.train.classifier import FER2013_CNN, ClassifierSpec
 
 
 def cmd_fer_train(args) -> int:
-    from train.classifier import load_dataset, train_classifier, write_classifier_summary
-    from train.fer import describe_model, evaluate_split, load_emotion_model, write_evaluation
+    from tapelab.train.fer import MODEL_NAME, train_emotion_model
 
-    cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
-    refuse_to_replace(args.out / "fer2013_emotion.h5", args.overwrite)
-    with RunFolder(args.results, "fer2013_emotion.json", args.overwrite) as run:
-        data = load_dataset("fer2013", args.data_dir)
-        summary = train_classifier("fer2013", data, cnn, train_config, ensure_writable_dir(args.out),
-                                   progress=not args.quiet, model_name="fer2013_emotion", command=args.command)
-        write_classifier_summary(summary, run.staging)
-        model_path = args.out / summary["model"]
-        metrics = evaluate_split(load_emotion_model(model_path), args.data_dir, "test")
-        write_evaluation(metrics, run.staging, args.command)
-        describe_model(model_path, summary, {"test": {k: metrics[k] for k in ("accuracy", "macro_f1", "count")}})
+    strategy = training_setup(args)
+    spec = spec_from_args(ClassifierSpec, args)
+    model_path = args.out / f"{MODEL_NAME}.h5"
+    refuse_to_replace(model_path, args.overwrite)
+    with RunFolder(args.results, f"{MODEL_NAME}.json", args.overwrite) as run:
+        metrics = train_emotion_model(spec, run.staging, args.command, models_dir=args.out, data_dir=args.data_dir,
+                                      progress=not args.quiet, strategy=strategy)
     print(f"{model_path}: PublicTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
           f"`tapelab ship {model_path}` makes it the model the realtime program uses")
     return 0
 
 
 def cmd_fer_eval(args) -> int:
-    from train.fer import evaluate_split, load_emotion_model, write_evaluation
+    from tapelab.train.fer import evaluate_split, load_emotion_model, write_evaluation
 
     name = f"eval_{args.split}" + ("_tta" if args.tta else "")
     with RunFolder(args.out, f"{name}.json", args.overwrite) as run:  # proven writable before any work
@@ -48,7 +42,7 @@ def cmd_fer_predict(args) -> int:
     import json
     import sys
 
-    from train.fer import load_emotion_model, predict_images
+    from tapelab.train.fer import load_emotion_model, predict_images
 
     skipped = []
     for result in predict_images(load_emotion_model(args.model), args.images, skip_bad=args.skip_bad):
@@ -84,7 +78,7 @@ def add_fer_parser(commands) -> None:
     fer_train.add_argument("--data-dir", type=Path, required=True,
                            help="FER2013 as Kaggle folders (train/EMOTION/*.jpg, test/...) or fer2013.csv")
     add_training_options(fer_train, out="runs/fer", results="runs/fer")
-    fer_train.set_defaults(run=cmd_fer_train)
+    fer_train.set_defaults(run=cmd_fer_train, **spec_defaults(FER2013_CNN))
     fer_eval = fer_commands.add_parser("eval", help="accuracy, per-class scores, confusion matrix",
                                        description="Evaluate an emotion model on a FER2013 split: accuracy, "
                                        "per-class precision, recall and F1, macro-F1, confusion-matrix PNG.")
@@ -110,4 +104,3 @@ def add_fer_parser(commands) -> None:
                              help="skip unreadable images with a note on stderr, and count them (default: stop at "
                              "the first with an error, after printing the images before it)")
     fer_predict.set_defaults(run=cmd_fer_predict)
-    fer.fer_actions = fer_commands.choices

@@ -3,7 +3,8 @@
     tapelab all --data-dir ../shared/datasets            # on the shipped models: evaluate, attack, draw
     tapelab all --data-dir ../shared/datasets --retrain  # train every model first (hours on 2 cores)
 
-Each stage is one `tapelab` command line, run in this process; a line per stage says where the job is.
+Each stage is one `tapelab` command line, shown and recorded as typed; it is parsed by the same parser as the
+command line (`scripts.cli.run_command_line`) and run in this process. A line per stage says where the job is.
 """
 
 import os
@@ -11,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.io import save_json
-from core.shipped import shipped_model
+from tapelab.core.io import save_json
+from tapelab.core.shipped import shipped_model
 
 DATASET_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 FER_MISSING = ("skipped: no FER2013 under the data folder, and FER2013 has no automatic download; get it "

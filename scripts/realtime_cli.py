@@ -2,19 +2,20 @@
 
 from pathlib import Path
 
-from core.config import at_least
-from realtime.app import RealtimeConfig
+from tapelab.core.config import at_least
+from tapelab.realtime.app import RealtimeConfig
 
 DEFAULTS = RealtimeConfig()
 
 
 def cmd_realtime(args) -> int:
-    from realtime.app import run
+    from tapelab.realtime.app import run
 
     window = "off" if args.no_window else "on" if args.window else "auto"
     config = RealtimeConfig(camera=args.camera, model=args.model, json=args.json, window=window, smooth=args.smooth,
                             every=args.every, max_frames=args.max_frames, output=args.output,
-                            detect_width=args.detect_width, min_face=args.min_face, retries=args.retries)
+                            detect_width=args.detect_width, min_face=args.min_face, retries=args.retries,
+                            full_every=args.full_every, hold=args.hold)
     return run(config)
 
 
@@ -46,6 +47,11 @@ def add_realtime_parser(commands) -> None:
     parser.add_argument("--min-face", type=at_least(1), default=DEFAULTS.min_face,
                         help="smallest face side in frame pixels; smaller finds far faces but is slower "
                         "(default: %(default)s)")
+    parser.add_argument("--full-every", type=at_least(1), default=DEFAULTS.full_every,
+                        help="search the whole frame every Nth frame (and at scene cuts); in between only near the "
+                        "faces already found, which is faster (default: %(default)s)")
+    parser.add_argument("--hold", type=at_least(0), default=DEFAULTS.hold,
+                        help="frames a face the search missed keeps its box and label (default: %(default)s)")
     parser.add_argument("--retries", type=at_least(0), default=DEFAULTS.retries,
                         help="read retries before a camera that stopped sending counts as lost (default: %(default)s)")
     parser.set_defaults(run=cmd_realtime)

@@ -3,45 +3,25 @@
 import sys
 from pathlib import Path
 
-from attacks.generator import GeneratorConfig
-from attacks.robust import RobustConfig, ValidationConfig
-from core.config import add_config_arguments, config_from_args
-from core.io import RunFolder, ensure_writable_dir
-from scripts.options import DATA_DIR_HELP, add_training_options
-from train.classifier import CnnConfig
-from train.config import TrainConfig
+from tapelab.attacks.generator import GeneratorConfig
+from tapelab.attacks.robust import RobustConfig, ValidationConfig
+from tapelab.attacks.robust_experiment import MNIST_ROBUST, PRESETS, RobustSpec
+from tapelab.core.config import add_config_arguments, spec_defaults, spec_from_args
+from tapelab.core.io import RunFolder
+from tapelab.scripts.options import DATA_DIR_HELP, add_training_options, preset, training_setup
 
 
 def cmd_robust(args) -> int:
-    from attacks.robust import TrainingAttack
-    from attacks.robust_experiment import attack_pairs, run_robust_experiment, write_robust_report
-    from core.io import load_json
-    from core.models import load_model_file
-    from core.shipped import shipped_model
-    from train.classifier import load_dataset, train_classifier, write_classifier_summary
+    from tapelab.attacks.robust_experiment import run_robust
 
-    cnn, train_config = config_from_args(CnnConfig, args), config_from_args(TrainConfig, args)
-    robust, validation = config_from_args(RobustConfig, args), config_from_args(ValidationConfig, args)
-    generator = config_from_args(GeneratorConfig, args)
-    dataset = args.dataset
-    out = Path(str(args.results).replace("<dataset>", dataset))
-    attack_results = args.attack_results or Path("runs") / f"attack_{dataset}" / "results.json"
-    attack_pairs(attack_results)  # fail before training, not after
-    robust_path = args.out / f"{dataset}_robust.h5"
+    strategy = training_setup(args)
+    spec = spec_from_args(RobustSpec, args)
+    out = Path(str(args.results).replace("<dataset>", spec.dataset))
+    attack_results = args.attack_results or Path("runs") / f"attack_{spec.dataset}" / "results.json"
     with RunFolder(out, "results.json", args.overwrite) as run:
-        data = load_dataset(dataset, args.data_dir)
-        shape, classes = data.x_test.shape[1:], data.num_classes
-        standard = load_model_file(args.standard_model or shipped_model(f"{dataset}_cnn"), shape, classes)
-        if args.retrain or not robust_path.exists():
-            summary = train_classifier(dataset, data, cnn, train_config, ensure_writable_dir(args.out),
-                                       progress=not args.quiet, model_name=f"{dataset}_robust",
-                                       perturb=TrainingAttack(robust), command=args.command)
-            write_classifier_summary(summary, run.staging)
-        training = load_json(robust_path.with_suffix(".json"))
-        models = {"standard": standard, "robust": load_model_file(robust_path, shape, classes)}
-        results = run_robust_experiment(models, data, dataset, validation, generator, attack_results, run.staging,
-                                        robust, training, progress=not args.quiet, command=args.command)
-        write_robust_report(run.staging)
+        results = run_robust(spec, run.staging, args.command, models_dir=args.out, attack_results=attack_results,
+                             standard_model=args.standard_model, retrain=args.retrain, data_dir=args.data_dir,
+                             progress=not args.quiet, strategy=strategy)
     print(f"report: {out / 'report.md'}")
     failed = [name for name, model in results["models"].items() if not model["passed"]]
     if failed:
@@ -50,7 +30,8 @@ def cmd_robust(args) -> int:
     return 1 if failed else 0
 
 
-def add_robust_parser(commands) -> None:
+def add_robust_parser(commands, argv: list) -> None:
+    """Add `robust`, its defaults the preset of the data set that `argv` names (`scripts.options.preset`)."""
     robust = commands.add_parser(
         "robust", help="adversarially trained CNN against the standard one",
         description="Train the data set's CNN with an attack on every batch (PGD, FGSM with a random start, or "
@@ -70,4 +51,4 @@ def add_robust_parser(commands) -> None:
     add_config_arguments(robust, RobustConfig)
     add_config_arguments(robust, ValidationConfig)
     add_config_arguments(robust, GeneratorConfig)
-    robust.set_defaults(run=cmd_robust)
+    robust.set_defaults(run=cmd_robust, **spec_defaults(preset(argv, ["robust"], PRESETS, MNIST_ROBUST)))

@@ -12,8 +12,8 @@ import tensorflow as tf
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from core.data import ImageData, one_hot  # noqa: E402
-from core.models import build_cnn  # noqa: E402
+from tapelab.core.data import ImageData, one_hot  # noqa: E402
+from tapelab.core.models import build_cnn  # noqa: E402
 
 
 def make_digits(num_train=256, num_test=64, seed=0):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.activations import ACTIVATIONS, get_activation
-from core.backprop import sample_derivative_range
-from core.errors import ConfigError
-from core.models import build_mlp
+from tapelab.core.activations import ACTIVATIONS, get_activation
+from tapelab.core.backprop import sample_derivative_range
+from tapelab.core.errors import ConfigError
+from tapelab.core.models import build_mlp
 
 POINTS = np.array([-40.0, -5.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 5.0, 40.0])
 

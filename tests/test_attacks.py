@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.baselines import clip_eta, fast_gradient_method, projected_gradient_descent
-from attacks.experiment import AttackConfig, method_summary, run_attack_experiment, write_attack_report
-from attacks.generator import GeneratorConfig, build_generator, generator_attack
-from core.errors import ConfigError, TapelabError
-from core.models import build_cnn, build_mlp, load_model_file
-from train.augment import random_shift
-from train.config import TrainConfig
-from train.loop import fit
+from tapelab.attacks.baselines import clip_eta, fast_gradient_method, projected_gradient_descent
+from tapelab.attacks.experiment import AttackConfig, method_summary, run_attack_experiment, write_attack_report
+from tapelab.attacks.generator import GeneratorConfig, build_generator, generator_attack
+from tapelab.core.errors import ConfigError, TapelabError
+from tapelab.core.models import build_cnn, build_mlp, load_model_file
+from tapelab.train.augment import random_shift
+from tapelab.train.config import TrainConfig
+from tapelab.train.loop import fit
 
 FAST_GENERATOR = GeneratorConfig(confidence=0.8, max_rounds=200, mse_learning_rate=0.001, class_learning_rate=0.05)
 
@@ -116,8 +116,9 @@ def test_model_file_errors(tmp_path):
     with pytest.raises(TapelabError, match="not found; train one first"):
         load_model_file(tmp_path / "missing.h5")
     (tmp_path / "broken.h5").write_bytes(b"not an h5 file")
-    with pytest.raises(TapelabError, match="damaged or not a Keras .h5 model"):
+    with pytest.raises(TapelabError, match=r"broken.h5: it is not an HDF5 file .*\(OSError: .*signature") as info:
         load_model_file(tmp_path / "broken.h5")
+    assert isinstance(info.value.__cause__, OSError)  # the cause is kept
     build_cnn((8, 8, 1), 10, widths=(4,), dense_units=0).save(tmp_path / "small.h5")
     with pytest.raises(TapelabError, match=r"takes inputs of shape \(8, 8, 1\), but this needs \(28, 28, 1\)"):
         load_model_file(tmp_path / "small.h5", (28, 28, 1), 10)
@@ -158,3 +159,11 @@ def test_crop_margin_makes_shifts_random_crops():
     np.testing.assert_array_equal(model(images).numpy(), model(border_changed).numpy())
     with pytest.raises(ConfigError, match="crop_margin must be >= 0 and leave pixels"):
         build_cnn((side, side, 1), 3, crop_margin=side // 2)
+
+
+def test_a_failing_attack_leaves_the_classifier_trainable(classifier):
+    """The attack freezes the caller's classifier only while it runs, also when it fails."""
+    classifier.trainable = True
+    with pytest.raises(Exception):  # noqa: B017 - any failure inside the attack, here a wrong image shape
+        generator_attack(classifier, np.zeros((1, 9, 9, 1), np.float32), [1], FAST_GENERATOR)
+    assert classifier.trainable

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.activations import ACTIVATIONS
-from core.backprop import backprop_gradients, check_against_tape
-from train.backprop_check import BackpropCheckConfig, format_backprop_check, run_backprop_check
+from tapelab.core.activations import ACTIVATIONS
+from tapelab.core.backprop import backprop_gradients, check_against_tape
+from tapelab.train.backprop_check import BackpropCheckConfig, format_backprop_check, run_backprop_check
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -41,7 +41,7 @@ def test_backprop_shapes_follow_the_weights():
 
 def test_the_check_fails_on_a_wrong_derivative(monkeypatch):
     """The check can fail: with sigmoid's derivative off by 10%, the checker itself reports failure."""
-    from core import activations
+    from tapelab.core import activations
 
     right = activations.ACTIVATIONS["sigmoid"]
     wrong = activations.Activation("sigmoid", "sigmoid", lambda z: 1.1 * right.derivative(z), 0.0, 0.25, False)

@@ -1,10 +1,21 @@
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from scripts.cli import build_parser, main
+from tapelab.attacks.experiment import CIFAR10_ATTACK, MNIST_ATTACK, AttackSpec
+from tapelab.attacks.experiment import PRESETS as ATTACK_PRESETS
+from tapelab.attacks.robust_experiment import CIFAR10_ROBUST, MNIST_ROBUST, RobustSpec
+from tapelab.attacks.robust_experiment import PRESETS as ROBUST_PRESETS
+from tapelab.core.config import spec_from_args
+from tapelab.scripts.cli import build_parser, main, parse_args, run_command_line
+from tapelab.train.classifier import CIFAR10_CNN, FER2013_CNN, MNIST_CNN, ClassifierSpec
+from tapelab.train.classifier import PRESETS as CLASSIFIER_PRESETS
+from tapelab.train.gradient_flow import GRADIENT_FLOW, GridSpec
 
 SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "robust", "realtime", "curves", "all"]
 FER_ACTIONS = ["train", "eval", "predict"]
@@ -34,7 +45,9 @@ def test_top_level_help_lists_subcommands():
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "scripts.cli", "--help"], capture_output=True, text=True)
+    """The `tapelab` command itself (what `pip install` put beside this Python), not `python -m`."""
+    script = Path(sys.executable).parent / "tapelab"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=Path(sys.executable).parent)
     assert result.returncode == 0 and "backprop-check" in result.stdout
 
 
@@ -140,7 +153,7 @@ def test_curves_draws_runs_side_by_side_and_refuses_files_without_a_curve(tmp_pa
 
 def test_curve_legend_names_the_saved_models_score_and_the_net_alone():
     """A mirror-averaged model's curve is the net alone's, so the legend gives both scores."""
-    from train.curves import _kept_accuracy
+    from tapelab.train.curves import _kept_accuracy
 
     assert _kept_accuracy({"test_accuracy": 0.6941}) == "69.41%"
     assert _kept_accuracy({"test_accuracy": 0.6941, "net_test_accuracy": 0.6857}) == "69.41%; net alone 68.57%"
@@ -148,7 +161,94 @@ def test_curve_legend_names_the_saved_models_score_and_the_net_alone():
 
 def test_the_starred_epoch_is_the_one_saved():
     """Without keep_best the saved weights are the last epoch's, whatever epoch scored best."""
-    from train.curves import kept_epoch
+    from tapelab.train.curves import kept_epoch
 
     assert kept_epoch({"best_epoch": 8, "train": {"epochs": 9, "keep_best": False}}) == 9
     assert kept_epoch({"best_epoch": 8, "train": {"epochs": 9, "keep_best": True}}) == 8
+
+
+def test_abbreviated_or_unknown_options_are_rejected(capsys):
+    """`--datas` once matched `--dataset` in argparse but not in the preset lookup: CIFAR-10 with MNIST's preset."""
+    for argv in (["classifier", "--datas", "cifar10"], ["robust", "--dataset", "mnist", "--epoch", "1"],
+                 ["fer", "train", "--data-dir", "x", "--dataset", "mnist"], ["gradients", "--depth", "5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert f"unrecognized arguments: {argv[-2]} {argv[-1]}" in capsys.readouterr().err
+
+
+def test_no_parser_takes_abbreviations():
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from parsers(child)
+
+    found = list(parsers(build_parser()))
+    assert len(found) > 10 and not any(parser.allow_abbrev for parser in found)
+
+
+def test_every_preset_is_a_named_spec():
+    assert CLASSIFIER_PRESETS == {"mnist": MNIST_CNN, "cifar10": CIFAR10_CNN, "fer2013": FER2013_CNN}
+    assert ATTACK_PRESETS == {"mnist": MNIST_ATTACK, "cifar10": CIFAR10_ATTACK}
+    assert ROBUST_PRESETS == {"mnist": MNIST_ROBUST, "cifar10": CIFAR10_ROBUST}
+    for presets, spec_class in ((CLASSIFIER_PRESETS, ClassifierSpec), (ATTACK_PRESETS, AttackSpec),
+                                (ROBUST_PRESETS, RobustSpec)):
+        for dataset, spec in presets.items():
+            assert isinstance(spec, spec_class) and spec.dataset == dataset
+
+
+@pytest.mark.parametrize("command, presets, spec_class", [
+    (["classifier"], CLASSIFIER_PRESETS, ClassifierSpec), (["attack"], ATTACK_PRESETS, AttackSpec),
+    (["robust"], ROBUST_PRESETS, RobustSpec)])
+def test_the_parsers_defaults_are_the_preset_of_the_chosen_data_set(command, presets, spec_class):
+    assert spec_from_args(spec_class, parse_args(command)) == presets["mnist"]
+    for dataset_option in (["--dataset", "cifar10"], ["--dataset=cifar10"],
+                           ["--dataset", "mnist", "--dataset", "cifar10"]):
+        assert spec_from_args(spec_class, parse_args([*command, *dataset_option])) == presets["cifar10"]
+
+
+def test_options_override_the_preset_and_fer_train_has_its_own():
+    spec = spec_from_args(ClassifierSpec, parse_args(["classifier", "--epochs", "2", "--dataset", "cifar10"]))
+    assert spec == dataclasses.replace(CIFAR10_CNN, train=dataclasses.replace(CIFAR10_CNN.train, epochs=2))
+    assert spec_from_args(ClassifierSpec, parse_args(["fer", "train", "--data-dir", "x"])) == FER2013_CNN
+    assert spec_from_args(GridSpec, parse_args(["gradients"])) == GRADIENT_FLOW
+
+
+def test_cifar10_help_shows_the_cifar10_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["classifier", "--dataset", "cifar10", "--help"])
+    assert f"(default: {CIFAR10_CNN.train.learning_rate})" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_all_runs_each_stage_through_the_parser_not_main(tmp_path, monkeypatch, capsys):
+    """Each stage's argv becomes its options by the same parser, its command is run in this process, and the
+    results record the stage's own command line."""
+    import tapelab.scripts.cli
+    import tapelab.scripts.main_job
+
+    def no_recursion(argv=None):
+        raise AssertionError("tapelab all called main() again")
+
+    argv = ["backprop-check", "--depths", "2", "--activations", "tanh", "--batch-size", "4", "--summary",
+            "--out", str(tmp_path), "--overwrite"]
+    monkeypatch.setattr(tapelab.scripts.cli, "main", no_recursion)
+    monkeypatch.setattr(tapelab.scripts.main_job, "plan_stages",
+                        lambda *args: [tapelab.scripts.main_job.Stage("backprop check", argv)])
+    assert run_command_line(["all", "--out", str(tmp_path), "--quiet"]) == 0
+    assert f"stage 1/1: backprop check, 0 s so far\n  tapelab {' '.join(argv)}" in capsys.readouterr().out
+    job = json.loads((tmp_path / "main_job.json").read_text())
+    assert job["command"] == f"tapelab all --out {tmp_path} --quiet"
+    assert [(stage["command"], stage["status"]) for stage in job["stages"]] == [("tapelab " + " ".join(argv), 0)]
+    assert json.loads((tmp_path / "backprop_check.json").read_text())["command"] == "tapelab " + " ".join(argv)
+
+
+def test_no_module_outside_scripts_reads_the_process_arguments():
+    """Library code is given the command line to record; only the entry points in scripts/ read sys.argv."""
+    root = Path(__file__).resolve().parents[1]
+    folders = [folder for folder in root.iterdir() if folder.is_dir() and (folder / "__init__.py").is_file()
+               and folder.name not in ("scripts", "tests")]
+    library = [path for folder in folders for path in folder.rglob("*.py")]
+    assert len(library) > 20
+    assert [str(path) for path in library if "sys.argv" in path.read_text()] == []

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from attacks.experiment import AttackConfig
-from attacks.robust_experiment import attack_pairs
-from core.errors import ConfigError
-from scripts.cli import main
+from tapelab.attacks.experiment import AttackConfig
+from tapelab.attacks.robust_experiment import attack_pairs
+from tapelab.core.errors import ConfigError
+from tapelab.scripts.cli import main
 
 
 def _one_error_line(capsys) -> str:
@@ -60,7 +60,7 @@ def test_mistyped_numbers_are_named_not_lambda(capsys):
 
 
 def test_lists_still_parse_with_spaces(capsys):
-    from scripts.cli import build_parser
+    from tapelab.scripts.cli import build_parser
 
     args = build_parser().parse_args(["gradients", "--depths", "5, 20", "--activations", "relu, tanh"])
     assert args.depths == (5, 20) and args.activations == ("relu", "tanh")

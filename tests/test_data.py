@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from core.data import ImageData, load_mnist, one_hot
-from core.errors import DataError
+from tapelab.core.data import ImageData, load_mnist, one_hot
+from tapelab.core.errors import DataError
 
 
 def test_local_npz_is_normalised_and_one_hot(mnist_npz):
@@ -65,7 +65,7 @@ def _cifar_arrays(count, seed):
 def test_cifar10_from_official_pickled_batches(tmp_path):
     import pickle
 
-    from core.data import load_cifar10
+    from tapelab.core.data import load_cifar10
 
     folder = tmp_path / "cifar-10-batches-py"  # the folder is named itself: pickles are read only from there
     folder.mkdir()
@@ -86,7 +86,7 @@ def test_cifar10_from_official_pickled_batches(tmp_path):
 def test_cifar10_from_class_folders(tmp_path):
     import cv2
 
-    from core.data import CIFAR10_CLASSES, load_cifar10
+    from tapelab.core.data import CIFAR10_CLASSES, load_cifar10
 
     images, _ = _cifar_arrays(20, 0)
     labels = np.random.default_rng(1).permutation(np.arange(20) % 10)  # every class has images
@@ -106,7 +106,7 @@ def test_cifar10_from_class_folders(tmp_path):
 def test_cifar10_missing_and_unreadable(tmp_path):
     import cv2
 
-    from core.data import load_cifar10
+    from tapelab.core.data import load_cifar10
 
     with pytest.raises(DataError, match="expected train/CLASS/.* or pass the cifar-10-batches-py folder itself"):
         load_cifar10(tmp_path)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.data import CIFAR10_BATCHES, CIFAR10_CLASSES, load_cifar10, load_mnist
-from core.errors import DataError
-from core.fer import KAGGLE_FOLDERS, load_fer_split
+from tapelab.core.data import CIFAR10_BATCHES, CIFAR10_CLASSES, load_cifar10, load_mnist
+from tapelab.core.errors import DataError
+from tapelab.core.fer import KAGGLE_FOLDERS, load_fer_split
 
 
 def _one_line_error(call, *args, match, **kwargs) -> str:

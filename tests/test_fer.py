@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.errors import DataError
-from core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
-from core.lite import LiteModel
-from core.models import build_cnn, mirror_averaged, model_crop_margin
-from train.fer import (
+from tapelab.core.errors import DataError
+from tapelab.core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
+from tapelab.core.lite import LiteModel
+from tapelab.core.models import build_cnn, mirror_averaged, model_crop_margin
+from tapelab.train.fer import (
     SHIPPED_MODEL,
     classification_metrics,
     load_emotion_model,
@@ -153,7 +153,7 @@ def test_predict_finds_the_face_in_a_photo_and_takes_a_crop_as_is(emotion_model,
 def test_fer_train_eval_predict_commands(tmp_path, capsys):
     import json
 
-    from scripts.cli import main
+    from tapelab.scripts.cli import main
 
     _write_folders(tmp_path / "data", per_class=6)
     models, results = tmp_path / "models", tmp_path / "results"
@@ -253,7 +253,7 @@ def test_predict_gives_each_image_as_it_is_done(emotion_model, tmp_path):
 
 
 def test_predict_prints_the_good_images_before_failing_on_a_bad_one(emotion_model, tmp_path, capsys):
-    from scripts.cli import main
+    from tapelab.scripts.cli import main
 
     good, broken = _predict_inputs(tmp_path)
     assert main(["fer", "predict", *map(str, good), str(broken), "--model", str(emotion_model[1])]) == 2
@@ -264,7 +264,7 @@ def test_predict_prints_the_good_images_before_failing_on_a_bad_one(emotion_mode
 
 
 def test_predict_skip_bad_counts_the_unreadable_images(emotion_model, tmp_path, capsys):
-    from scripts.cli import main
+    from tapelab.scripts.cli import main
 
     good, broken = _predict_inputs(tmp_path)
     argv = ["fer", "predict", str(good[0]), str(broken), str(good[1]), "--model", str(emotion_model[1]), "--skip-bad"]
@@ -277,7 +277,7 @@ def test_predict_skip_bad_counts_the_unreadable_images(emotion_model, tmp_path, 
 
 
 def test_predict_json_prints_only_json_lines(emotion_model, tmp_path, capsys):
-    from scripts.cli import main
+    from tapelab.scripts.cli import main
 
     empty = tmp_path / "empty.png"
     cv2.imwrite(str(empty), np.full((100, 100, 3), 90, np.uint8))
@@ -291,7 +291,7 @@ def test_predict_json_prints_only_json_lines(emotion_model, tmp_path, capsys):
 
 
 def test_eval_checks_its_output_folder_before_loading_anything(emotion_model, tmp_path, capsys):
-    from scripts.cli import main
+    from tapelab.scripts.cli import main
 
     (tmp_path / "file").write_text("x")
     argv = ["fer", "eval", "--model", str(emotion_model[1]), "--data", str(tmp_path / "no-data")]

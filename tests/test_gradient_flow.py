@@ -5,14 +5,14 @@ import shutil
 import numpy as np
 import pytest
 
-import train.gradient_flow as gradient_flow
-from core.errors import ConfigError, TapelabError
-from core.gradients import zero_derivative_fractions
-from core.models import build_mlp
-from train.config import TrainConfig
-from train.gradient_flow import GridConfig, load_results, run_grid
-from train.gradient_flow_report import findings, observations, write_report
-from train.gradient_lab_report import backprop_section, gradient_flow_section
+import tapelab.train.gradient_flow as gradient_flow
+from tapelab.core.errors import ConfigError, TapelabError
+from tapelab.core.gradients import zero_derivative_fractions
+from tapelab.core.models import build_mlp
+from tapelab.train.config import TrainConfig
+from tapelab.train.gradient_flow import GridConfig, load_results, run_grid
+from tapelab.train.gradient_flow_report import findings, observations, write_report
+from tapelab.train.gradient_lab_report import backprop_section, gradient_flow_section
 
 TINY_GRID = GridConfig(depths=(1, 3), activations=("tanh", "lecun"), units=8, seeds=(0, 1), dead_unit_images=32)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=32, evals_per_epoch=2, steps_per_call=4)
@@ -24,7 +24,7 @@ COMMAND = "tapelab gradients --depths 1,3"
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory):
     """The tiny grid trained once (two seeds) and its report written, shared by the tests below."""
-    from core.data import ImageData, one_hot
+    from tapelab.core.data import ImageData, one_hot
     from tests.conftest import make_digits
 
     x_train, y_train, x_test, y_test = make_digits()

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from core.errors import TapelabError
-from core.io import load_json, save_json, write_atomic
+from tapelab.core.errors import TapelabError
+from tapelab.core.io import load_json, save_json, write_atomic
 
 
 def test_written_files_get_the_mode_a_plain_write_gives(tmp_path):

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attacks.lab_sections import attack_findings, robust_findings
-from attacks.robust_experiment import class_direction_alignment
-from core.errors import TapelabError
-from core.shipped import LAB_MODELS, MODELS_DIR, model_record, shipped_model
-from scripts.lab_report import GLANCE_END, GLANCE_START, glance_table, write_lab_report
-from scripts.main_job import FER_MISSING, Stage, format_duration, has_fer2013, plan_stages, run_stages
-from train.fer import classification_metrics, write_evaluation
-from train.fer_report import emotion_findings
+from tapelab.attacks.lab_sections import attack_findings, robust_findings
+from tapelab.attacks.robust_experiment import class_direction_alignment
+from tapelab.core.errors import TapelabError
+from tapelab.core.shipped import LAB_MODELS, MODELS_DIR, model_record, shipped_model
+from tapelab.scripts.lab_report import GLANCE_END, GLANCE_START, glance_table, write_lab_report
+from tapelab.scripts.main_job import FER_MISSING, Stage, format_duration, has_fer2013, plan_stages, run_stages
+from tapelab.train.fer import classification_metrics, write_evaluation
+from tapelab.train.fer_report import emotion_findings
 
 
 def test_shipped_lab_models_are_there_with_their_training_record():
@@ -154,8 +154,8 @@ def test_readme_results_at_a_glance_are_the_committed_results():
 
 
 def test_ship_copies_a_model_with_a_complete_record_and_refuses_one_without(tmp_path, capsys):
-    from core.models import build_cnn
-    from scripts.cli import main
+    from tapelab.core.models import build_cnn
+    from tapelab.scripts.cli import main
 
     run = tmp_path / "run"
     run.mkdir()
@@ -169,3 +169,12 @@ def test_ship_copies_a_model_with_a_complete_record_and_refuses_one_without(tmp_
     assert main(["ship", str(run / "tiny_cnn.h5"), "--to", str(tmp_path / "models")]) == 0
     assert (tmp_path / "models" / "tiny_cnn.h5").read_bytes() == (run / "tiny_cnn.h5").read_bytes()
     assert model_record(tmp_path / "models" / "tiny_cnn.h5")["data_fingerprint"] == "ab" * 32
+
+
+def test_the_committed_report_is_what_the_committed_results_give(tmp_path):
+    """REPORT.md cannot drift from its data: composed again from the committed results, it is the same page."""
+    import shutil
+
+    results = Path(__file__).parent.parent / "results"
+    shutil.copytree(results, tmp_path / "results")
+    assert write_lab_report(tmp_path / "results").read_text() == (results / "REPORT.md").read_text()

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.robust import RobustConfig, TrainingAttack
-from core.errors import ConfigError
-from core.models import build_mlp
-from train.config import TrainConfig
-from train.loop import NonFiniteLossError, fit
+from tapelab.attacks.robust import RobustConfig, TrainingAttack
+from tapelab.core.errors import ConfigError
+from tapelab.core.models import build_mlp
+from tapelab.train.config import TrainConfig
+from tapelab.train.loop import NonFiniteLossError, fit
 
 FAST = dict(batch_size=16, learning_rate=0.1, steps_per_call=5)
 # The loop's tests run plain and with a training attack plugged in (no random start: deterministic).

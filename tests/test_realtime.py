@@ -1,4 +1,5 @@
-"""The realtime program on a short video the test writes itself (a face photo and empty frames)."""
+"""The realtime program on a short video the test writes itself (a face photo and empty frames); finding and
+following faces on small generated frames; the benchmark's scoring and scenes."""
 
 import io
 import itertools
@@ -10,14 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from core.faces import Box, FaceDetector
-from core.fer import EMOTIONS, preprocess_face
-from realtime import capture
-from realtime.app import RealtimeConfig, run
-from realtime.capture import FrameReader
-from realtime.output import open_window
-from realtime.recognizer import EmotionRecognizer
-from scripts.cli import main
+from tapelab.core.faces import Box, FaceDetector
+from tapelab.core.fer import EMOTIONS, preprocess_face
+from tapelab.realtime import capture
+from tapelab.realtime.app import RealtimeConfig, run
+from tapelab.realtime.capture import FrameReader
+from tapelab.realtime.output import open_window
+from tapelab.realtime.recognizer import EmotionRecognizer
+from tapelab.realtime.tracking import FaceTracker
+from tapelab.scripts.cli import main
 
 ASTRONAUT = Path(__file__).parent / "fixtures" / "astronaut.png"
 FACE_FRAMES, EMPTY_FRAMES = 4, 2
@@ -100,7 +102,7 @@ def test_all_faces_in_one_call_preprocessed_as_in_training(emotion_model):
         return model(faces, training=False).numpy()
 
     frame = np.concatenate([cv2.resize(cv2.imread(str(ASTRONAUT)), (320, 320))] * 2, axis=1)
-    faces, analysed = EmotionRecognizer(classify, FaceDetector(detect_width=640)).process(frame)
+    faces, analysed = EmotionRecognizer(classify, FaceTracker(FaceDetector(detect_width=640))).process(frame)
     assert analysed and len(faces) == 2 and len(calls) == 1 and calls[0].shape == (2, 48, 48, 1)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     np.testing.assert_array_equal(calls[0][0], preprocess_face(faces[0].box.crop(gray)))
@@ -110,7 +112,7 @@ def test_smoothing_averages_a_face_over_frames():
     one_hot = iter([np.eye(7)[[0]], np.eye(7)[[3]], np.eye(7)[[3]]])
     detector = FaceDetector()
     detector.detect = lambda gray: [Box(10, 10, 50, 50)]
-    recognizer = EmotionRecognizer(lambda faces: next(one_hot), detector, smooth=2)
+    recognizer = EmotionRecognizer(lambda faces: next(one_hot), FaceTracker(detector, full_every=1), smooth=2)
     image = np.zeros((100, 100, 3), np.uint8)
     probabilities = [recognizer.process(image)[0][0].probabilities for _ in range(3)]
     np.testing.assert_allclose(probabilities[0], np.eye(7)[0])
@@ -166,7 +168,7 @@ def test_camera_that_cannot_be_opened(emotion_model, tmp_path, capsys):
 
 
 def test_wrong_model_fails_before_the_camera_opens(tmp_path, monkeypatch, capsys):
-    from core.models import build_cnn
+    from tapelab.core.models import build_cnn
 
     wrong = tmp_path / "mnist.h5"
     build_cnn((28, 28, 1), 10, widths=(4,), dense_units=0).save(wrong)
@@ -259,7 +261,7 @@ def test_sigterm_finishes_the_video_like_ctrl_c(video, emotion_model, tmp_path, 
 
 
 def test_settings_are_checked_when_made():
-    from core.errors import TapelabError
+    from tapelab.core.errors import TapelabError
 
     for bad in ({"max_frames": -1}, {"every": 0}, {"smooth": 0}, {"retries": -1}, {"camera": " "},
                 {"window": "maybe"}):
@@ -272,3 +274,127 @@ def test_empty_camera_says_what_to_pass(emotion_model, capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("tapelab: error: --camera is empty; give a camera index (0), a /dev/videoN path, a video file "
                    "or a stream URL")
+
+
+# Finding and following faces, on 320x240 frames with the astronaut's head and shoulders 120 pixels wide (the
+# face about 55 pixels, at x = 72 + shift, y = 72).
+
+
+def _small_frame(shift: int = 0, face: bool = True, hide_face: bool = False) -> np.ndarray:
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    if face:
+        head = cv2.imread(str(ASTRONAUT))[0:230, 110:340]
+        frame[40:160, 40 + shift : 160 + shift] = cv2.resize(head, (120, 120))
+    if hide_face:
+        frame[60:140, 60 + shift : 140 + shift] = 90
+    return frame
+
+
+def _gray(frame):
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+class _CountingDetector(FaceDetector):
+    def __init__(self):
+        super().__init__(min_face=24)
+        self.full_passes, self.near_searches = 0, 0
+
+    def detect(self, gray):
+        self.full_passes += 1
+        return super().detect(gray)
+
+    def detect_near(self, gray, box, margin=0.5, size_range=1.35):
+        self.near_searches += 1
+        return super().detect_near(gray, box, margin, size_range)
+
+
+def test_region_search_follows_a_face_that_moved():
+    detector = _CountingDetector()
+    tracker = FaceTracker(detector, full_every=10)
+    first = [(track.id, track.box) for track in tracker.update(_gray(_small_frame(0)))]
+    moved = tracker.update(_gray(_small_frame(14)))
+    assert len(first) == len(moved) == 1 and detector.full_passes == 1 and detector.near_searches == 1
+    assert moved[0].id == first[0][0] and moved[0].missed == 0
+    assert 8 <= moved[0].box.x - first[0][1].x <= 20  # found where it went, not held where it was
+
+
+def test_a_missed_face_keeps_its_box_and_label_for_hold_frames_then_drops():
+    labels = iter(np.eye(7)[[[3]]])  # classified once: happiness
+    calls = []
+
+    def classify(faces):
+        calls.append(len(faces))
+        return next(labels)
+
+    tracker = FaceTracker(FaceDetector(min_face=24), full_every=10, hold=2, cut_threshold=255)
+    recognizer = EmotionRecognizer(classify, tracker)
+    seen, _ = recognizer.process(_small_frame())
+    held = [recognizer.process(_small_frame(hide_face=True))[0] for _ in range(3)]
+    assert len(seen) == 1 and not seen[0].held
+    for faces in held[:2]:
+        assert len(faces) == 1 and faces[0].held and faces[0].box == seen[0].box
+        assert faces[0].label == "happiness"
+    assert held[2] == [] and calls == [1]  # dropped after two frames; a held face is not classified again
+
+
+def test_a_whole_frame_pass_runs_every_n_frames_and_at_a_cut():
+    detector = _CountingDetector()
+    tracker = FaceTracker(detector, full_every=3)
+    passes = []
+    for _ in range(7):
+        tracker.update(_gray(_small_frame()))
+        passes.append(detector.full_passes)
+    assert passes == [1, 1, 1, 2, 2, 2, 3]
+    assert detector.near_searches == 4
+    another_scene = np.full((240, 320), 200, np.uint8)
+    assert tracker.update(another_scene) == []  # a cut: searched whole, nothing held
+    assert detector.full_passes == 4
+
+
+def test_no_face_on_blank_frames():
+    tracker = FaceTracker(FaceDetector(min_face=24), full_every=2)
+    for frame in (np.full((240, 320), 90, np.uint8), np.zeros((240, 320), np.uint8),
+                  np.random.default_rng(0).integers(0, 256, (240, 320)).astype(np.uint8)):
+        assert tracker.update(frame) == []
+
+
+def test_tracker_settings_are_checked():
+    with pytest.raises(ValueError, match="full_every"):
+        FaceTracker(FaceDetector(), full_every=0)
+
+
+def test_scoring_rule_iou_or_centre_inside_and_edge_faces():
+    from tapelab.realtime.evaluate import Tally, match_frame
+
+    truth = [Box(100, 100, 60, 60), Box(-50, 0, 80, 80)]  # the second: 5/8 inside the frame, not counted
+    found, counted, false = match_frame([Box(110, 105, 80, 80), Box(0, 0, 30, 40), Box(300, 300, 20, 20)],
+                                        truth, 640, 480)
+    assert counted == 1 and found == [0] and false == 1  # the box on the edge face is neither found nor false
+    tally = Tally()
+    tally.add([], [], 640, 480)
+    tally.add([Box(5, 5, 10, 10)], [], 640, 480)
+    assert tally.summary()["blank_false_face_rate"] == 0.5 and tally.summary()["recall"] == 0
+
+
+def test_generated_scenes_know_their_faces():
+    from tapelab.realtime.scenes import make_scenes, render
+
+    tile = cv2.resize(cv2.imread(str(ASTRONAUT)), (200, 200))
+    scenes = make_scenes(np.random.default_rng(0), 1, 12, frames=(3, 4))
+    frames = list(render(scenes, [tile]))
+    assert len(frames) == sum(scene.frames for scene in scenes)
+    assert {len(boxes) for _, boxes in frames} <= {0, 1, 2, 3, 4} and any(not boxes for _, boxes in frames)
+    for frame, boxes in frames:
+        assert frame.shape == (480, 640, 3)
+        assert all(60 * 0.85 <= box.width <= 300 * 1.15 for box in boxes)
+
+
+def test_of_two_nested_boxes_the_one_more_windows_agreed_on_is_kept():
+    from tapelab.realtime.tracking import Track
+
+    face, forehead, other = Box(100, 100, 120, 120, score=30), Box(130, 105, 50, 50, score=6), Box(400, 0, 60, 60)
+    kept = FaceTracker._without_nested([Track(0, forehead), Track(1, other), Track(2, face)])
+    assert [track.box for track in kept] == [face, other]
+    around = Box(50, 50, 250, 250, score=7)  # the cascade firing on a face with its surroundings
+    kept = FaceTracker._without_nested([Track(0, around), Track(1, face)])
+    assert [track.box for track in kept] == [face]

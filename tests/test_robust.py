@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.robust import RobustConfig, TrainingAttack, ValidationConfig, masking_checks, pgd_accuracy, validate
-from core.errors import ConfigError
-from core.models import build_mlp
-from train.config import TrainConfig
-from train.loop import fit
+from tapelab.attacks.robust import (
+    RobustConfig,
+    TrainingAttack,
+    ValidationConfig,
+    masking_checks,
+    pgd_accuracy,
+    validate,
+)
+from tapelab.core.errors import ConfigError
+from tapelab.core.models import build_mlp
+from tapelab.train.config import TrainConfig
+from tapelab.train.loop import fit
 
 EPS = 0.3
 # At lr 5e-3 and 20 epochs FGSM training swung between runs (robust PGD accuracy 0.16 to 1.0 over 4
@@ -27,7 +34,7 @@ def _train(data, perturb):
 
 @pytest.fixture(scope="module")
 def models():
-    from core.data import ImageData, one_hot
+    from tapelab.core.data import ImageData, one_hot
     from tests.conftest import make_digits
 
     x_train, y_train, x_test, y_test = make_digits(512, 64)

@@ -3,14 +3,15 @@ together or not at all."""
 
 import errno
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import make_digits
 
-from core.errors import TapelabError
-from core.io import RunFolder
-from scripts.cli import build_parser, main
+from tapelab.core.errors import TapelabError
+from tapelab.core.io import RunFolder
+from tapelab.scripts.cli import build_parser, main
 
 
 def _mnist_folder(path, seed):
@@ -91,19 +92,21 @@ def test_a_failing_run_leaves_the_old_results_and_keeps_what_it_saved_for_resumi
 
 
 def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys):
-    import core.io
+    import tapelab.core.io
+    import tapelab.train.backprop_check
 
     out = tmp_path / "out"
     assert main(["backprop-check", "--depths", "2", "--activations", "relu", "--out", str(out)]) == 0
     before = (out / "backprop_check.json").read_text()
-    real = core.io.write_atomic
+    real = tapelab.core.io.write_atomic
 
     def full_disk(path, data):
         if path.name.endswith(".md"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data)
 
-    monkeypatch.setattr(core.io, "write_atomic", full_disk)
+    monkeypatch.setattr(tapelab.core.io, "write_atomic", full_disk)
+    monkeypatch.setattr(tapelab.train.backprop_check, "write_atomic", full_disk)  # the report's writer
     assert main(["backprop-check", "--depths", "3", "--activations", "relu", "--out", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
     assert "No space left on device" in err and "left as they were" in err and "\n" not in err
@@ -115,3 +118,20 @@ def test_an_early_error_leaves_no_empty_output_folder(tmp_path, capsys):
     status = main(["attack", "--dataset", "mnist", "--data-dir", str(tmp_path / "missing"),
                    "--model", str(tmp_path / "none.h5"), "--out", str(out)])
     assert status == 2 and not out.exists()
+
+
+def test_training_takes_tensorflows_own_strategies(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    data = _mnist_folder(tmp_path / "d", 0)
+    # Its own process: a MirroredStrategy's collectives must not meet those of strategies other tests made.
+    result = subprocess.run([str(Path(sys.executable).parent / "tapelab"), "classifier", "--dataset", "mnist",
+                             "--data-dir", str(data), "--out", str(tmp_path / "m"), "--results", str(tmp_path / "r"),
+                             "--epochs", "2", "--quiet", "--widths", "4", "--dense-units", "8",
+                             "--strategy", "mirrored"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads((tmp_path / "r" / "mnist_cnn.json").read_text())["records"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        _train(data, tmp_path / "m", tmp_path / "r", "--strategy", "horovod")
+    assert exit_info.value.code == 2 and "invalid choice: 'horovod'" in capsys.readouterr().err

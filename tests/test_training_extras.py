@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train.loop as loop
-from attacks.robust import RobustConfig, TrainingAttack
-from core.errors import ConfigError
-from core.fingerprint import array_fingerprint
-from core.models import build_mlp
-from train.augment import augment, random_flip, random_rotate_zoom, random_shift, rotate_zoom
-from train.checkpoint import load_checkpoint
-from train.config import TrainConfig, make_optimizer
+import tapelab.train.loop as loop
+from tapelab.attacks.robust import RobustConfig, TrainingAttack
+from tapelab.core.errors import ConfigError
+from tapelab.core.fingerprint import array_fingerprint
+from tapelab.core.models import build_mlp
+from tapelab.train.augment import augment, random_flip, random_rotate_zoom, random_shift, rotate_zoom
+from tapelab.train.checkpoint import load_checkpoint
+from tapelab.train.config import TrainConfig, make_optimizer
 
 
 def _image_batch():
@@ -193,8 +193,8 @@ def test_evaluation_time_is_kept_apart_from_training_time(tiny_digits, monkeypat
 def test_mixed_bfloat16_trains_and_saves_the_float32_net(tiny_digits, tmp_path):
     """The net computes in bfloat16 while training (weights float32), learns, and the saved file is the
     float32 build with the trained weights, scored as saved."""
-    from core.models import build_cnn, load_model_file
-    from train.classifier import CnnConfig, train_classifier
+    from tapelab.core.models import build_cnn, load_model_file
+    from tapelab.train.classifier import CnnConfig, train_classifier
 
     mixed = build_cnn((28, 28, 1), 10, widths=(4,), dense_units=8, precision="mixed_bfloat16")
     conv = mixed.get_layer("conv1_1")

@@ -4,9 +4,11 @@
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from core.activations import ACTIVATIONS, get_activation
-from core.backprop import check_against_tape, sample_derivative_range
+from tapelab.core.activations import ACTIVATIONS, get_activation
+from tapelab.core.backprop import check_against_tape, sample_derivative_range
+from tapelab.core.io import save_json, write_atomic
 
 
 @dataclass
@@ -65,3 +67,12 @@ def format_backprop_check(result: dict, per_layer: bool = False) -> str:
             f"{entry['documented']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_backprop_check(result: dict, out_dir, command: str = "") -> None:
+    """`backprop_check.json` (the result and `command`, the command line that ran it) and `backprop_check.md`
+    (every layer's errors) in `out_dir`."""
+    save_json(Path(out_dir) / "backprop_check.json", {**result, "command": command})
+    title = "# Backprop check: hand-written gradients against tf.GradientTape (float64)"
+    header = f"{title}\n\nProduced by `{command}`.\n\n"
+    write_atomic(Path(out_dir) / "backprop_check.md", header + format_backprop_check(result))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import load_json, save_json
+from tapelab.core.io import load_json, save_json
 
 STATE = "state.json"
 WEIGHTS = "model.weights.h5"

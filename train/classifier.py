@@ -2,8 +2,8 @@
 
     tapelab classifier --dataset cifar10 --data-dir ../shared/datasets --out models
 
-Each data set has a preset (architecture and training settings); every field can be overridden
-on the command line. Checkpoints are kept per epoch, so an interrupted run resumes.
+Each data set has a preset, a named `ClassifierSpec` (architecture and training settings); every field
+can be overridden on the command line. Checkpoints are kept per epoch, so an interrupted run resumes.
 """
 
 import dataclasses
@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from core.data import ImageData, load_cifar10, load_mnist
-from core.errors import ConfigError, DataError
-from core.fer import load_fer2013
-from core.io import ensure_writable_dir, save_json, write_atomic
-from core.models import PRECISIONS, build_cnn, mirror_averaged
-from train.config import TrainConfig
-from train.curves import plot_classifier_curves
-from train.loop import Trainer
+from tapelab.core.data import ImageData, load_cifar10, load_mnist
+from tapelab.core.errors import ConfigError, DataError
+from tapelab.core.fer import load_fer2013
+from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
+from tapelab.core.models import PRECISIONS, build_cnn, mirror_averaged
+from tapelab.train.config import TrainConfig
+from tapelab.train.curves import plot_classifier_curves
+from tapelab.train.loop import Trainer
 
 
 def _load_fer2013(data_dir):
@@ -60,47 +61,62 @@ class CnnConfig:
         return settings
 
 
-# MNIST: a small net reaches >= 99.2% in a few epochs. CIFAR-10: a VGG-style net sized for about
-# 30 minutes on 2 CPU cores: 9 epochs of batch 64 gave 80.41% in 1879 s of training. Measured before it
-# (results/classifiers/trials): 8 epochs 79.95% (batch 128) and 79.96% (batch 64); 9 epochs with 16
-# channels in the first stage 79.75%. XLA is off: its CPU convolutions compile and run far slower than
-# TensorFlow's oneDNN kernels.
-PRESETS = {
-    "mnist": (
-        CnnConfig(),
-        TrainConfig(epochs=6, batch_size=128, optimizer="adam", learning_rate=2e-3, schedule="cosine",
-                    augment="shift", max_shift=2, jit_compile=False, steps_per_call=50),
-    ),
-    "cifar10": (
-        CnnConfig(widths=(32, 64, 128), convs_per_stage=(1, 2, 2), dense_units=0, dropout_rate=0.1),
-        TrainConfig(epochs=9, batch_size=64, optimizer="sgd", momentum=0.9, learning_rate=0.05, weight_decay=5e-4,
-                    schedule="cosine", warmup_fraction=0.15, label_smoothing=0.1, augment="flip_shift",
-                    max_shift=4, jit_compile=False, steps_per_call=20),
-    ),
-    # FER2013: 48x48 grey faces, 7 classes, disgust 15x rarer than happiness. One conv at 48x48 (the
-    # costliest resolution on a CPU) buys more epochs; a wide dense head costs little next to the
-    # convolutions. Random 40x40 crops (crop_margin 4 with shifts of 4) keep this net's step at about 2x the
-    # half-width net's (scripts/bench_fer_training.py). Computing in bfloat16 (0.72x the float32 step) buys
-    # 75 epochs instead of 60 in about the same time. With decoupled weight decay 0.05: the net alone
-    # 69.10% on PublicTest after 3955 s of training, and the saved model, which averages each face and
-    # its mirror image, 70.63% (results/fer); with the 1e-4 before it (negligible under Adam at lr 1e-3)
-    # 68.57% and 69.41%. Measured before (results/fer/trials): 60 epochs in float32 68.35%, in bfloat16
-    # 67.85%; without the random rotations (10 degrees) and zooms (10%) 68.21%, about even, but with final
-    # training accuracy 87.5% against 81.7%: this net overfits less with them. All with half these widths and
-    # Adam (SGD with momentum at lr 0.05 stayed at the majority class for two epochs): 44x44 crops, 48 epochs:
-    # 65.34% (train accuracy 79.7%, test flat from epoch 34); with rotations, zooms and weight decay 0.05 as
-    # well: 64.70%, behind all the way, so that net was short of capacity rather than regularisation; full
-    # 48x48 images with shifts of 4, 36 epochs: 64.22%; 28 epochs of batch 128 with 256 dense units and
-    # dropout 0.3 had underfit at 60.55%. The best epoch on PublicTest (of the net alone) is kept.
-    "fer2013": (
-        CnnConfig(widths=(32, 64, 128, 256), convs_per_stage=(1, 2, 2, 2), dense_units=1024, dropout_rate=0.2,
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """One classifier experiment: the data set (a key of LOADERS), its net and how the net is trained. The
+    named presets below are the defaults of `tapelab classifier --dataset D` and `tapelab fer train`."""
+
+    dataset: str
+    cnn: CnnConfig
+    train: TrainConfig
+
+
+# MNIST: a small net reaches >= 99.2% in a few epochs. XLA is off (here and below): its CPU convolutions
+# compile and run far slower than TensorFlow's oneDNN kernels.
+MNIST_CNN = ClassifierSpec(
+    dataset="mnist",
+    cnn=CnnConfig(),
+    train=TrainConfig(epochs=6, batch_size=128, optimizer="adam", learning_rate=2e-3, schedule="cosine",
+                      augment="shift", max_shift=2, jit_compile=False, steps_per_call=50),
+)
+
+# CIFAR-10: a VGG-style net sized for about 30 minutes on 2 CPU cores: 9 epochs of batch 64 gave 80.41% in
+# 1879 s of training. Measured before it (results/classifiers/trials): 8 epochs 79.95% (batch 128) and 79.96%
+# (batch 64); 9 epochs with 16 channels in the first stage 79.75%.
+CIFAR10_CNN = ClassifierSpec(
+    dataset="cifar10",
+    cnn=CnnConfig(widths=(32, 64, 128), convs_per_stage=(1, 2, 2), dense_units=0, dropout_rate=0.1),
+    train=TrainConfig(epochs=9, batch_size=64, optimizer="sgd", momentum=0.9, learning_rate=0.05, weight_decay=5e-4,
+                      schedule="cosine", warmup_fraction=0.15, label_smoothing=0.1, augment="flip_shift",
+                      max_shift=4, jit_compile=False, steps_per_call=20),
+)
+
+# FER2013: 48x48 grey faces, 7 classes, disgust 15x rarer than happiness. One conv at 48x48 (the
+# costliest resolution on a CPU) buys more epochs; a wide dense head costs little next to the
+# convolutions. Random 40x40 crops (crop_margin 4 with shifts of 4) keep this net's step at about 2x the
+# half-width net's (scripts/bench_fer_training.py). Computing in bfloat16 (0.72x the float32 step) buys
+# 75 epochs instead of 60 in about the same time. With decoupled weight decay 0.05: the net alone
+# 69.10% on PublicTest after 3955 s of training, and the saved model, which averages each face and
+# its mirror image, 70.63% (results/fer); with the 1e-4 before it (negligible under Adam at lr 1e-3)
+# 68.57% and 69.41%. Measured before (results/fer/trials): 60 epochs in float32 68.35%, in bfloat16
+# 67.85%; without the random rotations (10 degrees) and zooms (10%) 68.21%, about even, but with final
+# training accuracy 87.5% against 81.7%: this net overfits less with them. All with half these widths and
+# Adam (SGD with momentum at lr 0.05 stayed at the majority class for two epochs): 44x44 crops, 48 epochs:
+# 65.34% (train accuracy 79.7%, test flat from epoch 34); with rotations, zooms and weight decay 0.05 as
+# well: 64.70%, behind all the way, so that net was short of capacity rather than regularisation; full
+# 48x48 images with shifts of 4, 36 epochs: 64.22%; 28 epochs of batch 128 with 256 dense units and
+# dropout 0.3 had underfit at 60.55%. The best epoch on PublicTest (of the net alone) is kept.
+FER2013_CNN = ClassifierSpec(
+    dataset="fer2013",
+    cnn=CnnConfig(widths=(32, 64, 128, 256), convs_per_stage=(1, 2, 2, 2), dense_units=1024, dropout_rate=0.2,
                   crop_margin=4, precision="mixed_bfloat16", mirror_average=True),
-        TrainConfig(epochs=75, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0.05,
-                    schedule="cosine", warmup_fraction=0.05, label_smoothing=0.1, class_balance=0.3,
-                    augment="flip_shift", max_shift=4, max_rotation=10, max_zoom=0.1, keep_best=True,
-                    jit_compile=False, steps_per_call=20),
-    ),
-}
+    train=TrainConfig(epochs=75, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0.05,
+                      schedule="cosine", warmup_fraction=0.05, label_smoothing=0.1, class_balance=0.3,
+                      augment="flip_shift", max_shift=4, max_rotation=10, max_zoom=0.1, keep_best=True,
+                      jit_compile=False, steps_per_call=20),
+)
+
+PRESETS = {spec.dataset: spec for spec in (MNIST_CNN, CIFAR10_CNN, FER2013_CNN)}
 
 
 def load_dataset(name: str, data_dir=None) -> ImageData:
@@ -116,17 +132,20 @@ def channel_stats(images: np.ndarray):
 
 
 def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config: TrainConfig, out_dir,
-                     progress: bool = True, model_name: str | None = None, perturb=None, command: str = "") -> dict:
+                     progress: bool = True, model_name: str | None = None, perturb=None, command: str = "",
+                     strategy=None) -> dict:
     """Train, save `<model_name>.h5` and `<model_name>.json` (settings, test scores, the data's fingerprint and
     `command`, the command line that ran it); the name defaults to `<dataset>_cnn`. `perturb`: see `Trainer`
-    (adversarial training)."""
+    (adversarial training); `strategy`: a `tf.distribute.Strategy` (train/strategy.py), one device by default."""
     model_name = model_name or f"{dataset}_cnn"
     out_dir = ensure_writable_dir(out_dir)
     mean, std = channel_stats(data.x_train)
     build = functools.partial(build_cnn, data.x_train.shape[1:], data.num_classes, mean=mean, std=std,
                               seed=train_config.seed, name=model_name)
-    model = build(**cnn.net_settings())
-    trainer = Trainer(model, train_config, perturb=perturb)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build(**cnn.net_settings())
+    trainer = Trainer(model, train_config, strategy, perturb=perturb)
     history = trainer.fit(data.x_train, data.y_train, data.x_test, data.y_test, name=model_name,
                           progress=progress, checkpoint_dir=out_dir / f".{model_name}_checkpoint")
     if cnn.precision != "float32":  # ship, and score, the float32 net that every loader expects
@@ -161,6 +180,17 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
         "records": history.records,
     }
     save_json(Path(out_dir) / f"{model_name}.json", summary)
+    return summary
+
+
+def run_classifier(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir=None,
+                   progress: bool = True, model_name: str | None = None, strategy=None) -> dict:
+    """Load the spec's data set (from `data_dir`, or Keras' download), train its net with `train_classifier`
+    (the model into `models_dir`) and write the summary's report into `out_dir`; the summary."""
+    data = load_dataset(spec.dataset, data_dir)
+    summary = train_classifier(spec.dataset, data, spec.cnn, spec.train, models_dir, progress=progress,
+                               model_name=model_name, command=command, strategy=strategy)
+    write_classifier_summary(summary, out_dir)
     return summary
 
 

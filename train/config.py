@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import keras
 
-from core.errors import ConfigError
-from train.augment import AUGMENTATIONS
+from tapelab.core.errors import ConfigError
+from tapelab.train.augment import AUGMENTATIONS
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")

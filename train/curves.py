@@ -7,13 +7,10 @@ one run shows where it starts to overfit, several side by side show which recipe
 import tempfile
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from core.errors import TapelabError
-from core.io import load_json, save_figure
+from tapelab.core.errors import TapelabError
+from tapelab.core.io import load_json, save_figure
 
 METRICS = (("loss", "crossentropy loss"), ("accuracy", "accuracy"))
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
@@ -49,7 +46,8 @@ def load_summaries(paths) -> dict[str, dict]:
 
 def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
     """Loss and accuracy against epochs: test solid, train dashed, one colour per run, the kept epoch starred."""
-    figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    figure = Figure(figsize=(13, 4.8))
+    axes = figure.subplots(1, 2)
     for index, (label, summary) in enumerate(summaries.items()):
         records = summary["records"]
         epochs = [record["epoch"] for record in records]

@@ -11,17 +11,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import DataError
-from core.faces import FaceDetector
-from core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face, split_class_counts
-from core.io import save_figure, save_json, write_atomic
-from core.lite import LiteModel
-from core.models import load_model_file, model_crop_margin
-from core.shipped import MODELS_DIR
+from tapelab.core.errors import DataError
+from tapelab.core.faces import FaceDetector
+from tapelab.core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face, split_class_counts
+from tapelab.core.io import save_figure, save_json, write_atomic
+from tapelab.core.lite import LiteModel
+from tapelab.core.models import load_model_file, model_crop_margin
+from tapelab.core.shipped import MODELS_DIR
+from tapelab.train.classifier import ClassifierSpec, run_classifier
 
-SHIPPED_MODEL = MODELS_DIR / "fer2013_emotion.h5"
+MODEL_NAME = "fer2013_emotion"
+SHIPPED_MODEL = MODELS_DIR / f"{MODEL_NAME}.h5"
 PREPROCESSING = (
-    "core.fer.preprocess_face: greyscale (OpenCV BGR->GRAY), resize to 48x48 (INTER_AREA when shrinking, "
+    "tapelab.core.fer.preprocess_face: greyscale (OpenCV BGR->GRAY), resize to 48x48 (INTER_AREA when shrinking, "
     "INTER_LINEAR when enlarging), scale to float32 in [0, 1], shape (48, 48, 1); the model standardises inside"
 )
 
@@ -38,6 +40,20 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
         "metrics": metrics,
     }
     return save_json(Path(model_path).with_suffix(".json"), description)
+
+
+def train_emotion_model(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir,
+                        progress: bool = True, strategy=None) -> dict:
+    """Train the spec's net on FER2013 Training (`run_classifier`: MODEL_NAME.h5 into `models_dir`, its training
+    report into `out_dir`), evaluate the saved model on PublicTest (that report into `out_dir` too) and write
+    the JSON that travels beside the .h5; the PublicTest metrics."""
+    summary = run_classifier(spec, out_dir, command, models_dir=models_dir, data_dir=data_dir, progress=progress,
+                             model_name=MODEL_NAME, strategy=strategy)
+    model_path = Path(models_dir) / summary["model"]
+    metrics = evaluate_split(load_emotion_model(model_path), data_dir, "test")
+    write_evaluation(metrics, out_dir, command)
+    describe_model(model_path, summary, {"test": {key: metrics[key] for key in ("accuracy", "macro_f1", "count")}})
+    return metrics
 
 
 def load_emotion_model(path=None):
@@ -101,14 +117,12 @@ def _training_counts(data_dir) -> list[int] | None:
 
 
 def plot_confusion(metrics: dict, path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     confusion = np.asarray(metrics["confusion"], dtype=float)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    figure, axis = plt.subplots(figsize=(7, 6))
+    figure = Figure(figsize=(7, 6))
+    axis = figure.subplots()
     shown = axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for row in range(len(EMOTIONS)):
         for col in range(len(EMOTIONS)):

@@ -19,14 +19,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from core.activations import get_activation
-from core.data import ImageData
-from core.errors import ConfigError, TapelabError
-from core.gradients import zero_derivative_fractions
-from core.io import ensure_writable_dir, load_json, save_json
-from core.models import build_mlp
-from train.config import TrainConfig
-from train.loop import fit
+from tapelab.core.activations import get_activation
+from tapelab.core.data import ImageData, load_mnist
+from tapelab.core.errors import ConfigError, TapelabError
+from tapelab.core.gradients import zero_derivative_fractions
+from tapelab.core.io import ensure_writable_dir, load_json, save_json
+from tapelab.core.models import build_mlp
+from tapelab.train.config import TrainConfig
+from tapelab.train.loop import fit
 
 
 @dataclass
@@ -56,6 +56,19 @@ class GridConfig:
                 raise ConfigError(f"every depth must be >= 1, got {depth}")
         for name in self.activations:
             get_activation(name)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """The gradient-flow experiment: which MLPs, and how each is trained."""
+
+    grid: GridConfig
+    train: TrainConfig
+
+
+# The training loop's defaults (3 epochs of SGD at lr 0.01, batch 32), with 8 curve points (and gradient-trace
+# points) per epoch: 24 over 3 epochs plus the untrained net, one at 0.25.
+GRADIENT_FLOW = GridSpec(grid=GridConfig(), train=TrainConfig(evals_per_epoch=8))
 
 
 def run_name(activation: str, depth: int) -> str:
@@ -116,6 +129,18 @@ def run_grid(
                    f"{runs[key]['train_seconds']:.1f} s")
     results = {"settings": settings, "command": command, "runs": runs}
     save_json(out_dir / "results.json", results)
+    return results
+
+
+def run_gradient_flow(spec: GridSpec, out_dir, command: str = "", *, data_dir=None, progress: bool = True,
+                      strategy=None) -> dict:
+    """Load MNIST, train the grid into `out_dir` (`run_grid`: finished runs there are reused) and write its tables,
+    plots and report there; the results."""
+    from tapelab.train.gradient_flow_report import write_report  # it imports this module
+
+    results = run_grid(load_mnist(data_dir), spec.grid, spec.train, out_dir, command=command, strategy=strategy,
+                       progress=progress)
+    write_report(results, out_dir)
     return results
 
 

@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from core.io import save_figure
-from train.gradient_flow import first_seed_run
+from tapelab.core.io import save_figure
+from tapelab.train.gradient_flow import first_seed_run
 
 # Log axes cannot show an exact zero (a dead ReLU layer); such points are drawn here.
 ZERO_FLOOR = 1e-40

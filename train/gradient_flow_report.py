@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import write_atomic
-from train.gradient_flow import seed_runs
-from train.gradient_flow_plots import (
+from tapelab.core.io import write_atomic
+from tapelab.train.gradient_flow import seed_runs
+from tapelab.train.gradient_flow_plots import (
     plot_gradient_grid,
     plot_gradient_heatmaps,
     plot_learning_curves,

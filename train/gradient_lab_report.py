@@ -11,8 +11,8 @@ Wording that depends on the data ("exactly zero" or "vanishing", "larger than th
 
 import math
 
-from core.activations import LECUN_LEAK, LECUN_SCALE, LECUN_SLOPE, get_activation
-from train.gradient_flow_report import FAILED_ACCURACY, findings, pct, points, spread_markdown
+from tapelab.core.activations import LECUN_LEAK, LECUN_SCALE, LECUN_SLOPE, get_activation
+from tapelab.train.gradient_flow_report import FAILED_ACCURACY, findings, pct, points, spread_markdown
 
 FORMULAS = {  # f(x) and f'(x), in words that Markdown shows without a math renderer
     "relu": ("max(0, x)", "1 if x > 0, else 0"),

@@ -17,13 +17,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from core.errors import ConfigError, TapelabError
-from core.fingerprint import array_fingerprint
-from core.gradients import make_gradient_probe
-from core.models import dense_layers
-from train.augment import augment
-from train.checkpoint import BEST_WEIGHTS, load_checkpoint, save_checkpoint
-from train.config import TrainConfig, make_optimizer
+from tapelab.core.errors import ConfigError, TapelabError
+from tapelab.core.fingerprint import array_fingerprint
+from tapelab.core.gradients import make_gradient_probe
+from tapelab.core.models import dense_layers
+from tapelab.train.augment import augment
+from tapelab.train.checkpoint import BEST_WEIGHTS, load_checkpoint, save_checkpoint
+from tapelab.train.config import TrainConfig, make_optimizer
 
 
 class NonFiniteLossError(TapelabError):
