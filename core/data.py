@@ -220,16 +220,9 @@ def _read_cifar10_pickles(root: Path):
     return x_train, y_train, *parts[5]
 
 
-def read_image_folders(root: Path, class_folders, grayscale: bool, transform=None, skip_unreadable=False):
-    """Images from `root/FOLDER/*` for each folder in `class_folders` (label = its position).
-
-    `transform` is applied to each decoded image (uint8, RGB or grey). An unreadable image is an
-    error naming it, or, with `skip_unreadable`, skipped and counted. A class with no images (or,
-    after skipping, none readable) is always an error: training without it would be silently wrong.
-    Decoding runs on threads (OpenCV releases the GIL). Returns (images, labels, number skipped).
-    """
-    import cv2
-
+def class_image_paths(root: Path, class_folders) -> tuple[list[Path], list[int]]:
+    """The image files under `root/FOLDER/` for each folder, sorted by name, and their labels (the folder's
+    position): the order every reader of class folders loads them in."""
     paths, labels = [], []
     for label, folder in enumerate(class_folders):
         if not (root / folder).is_dir():
@@ -240,6 +233,20 @@ def read_image_folders(root: Path, class_folders, grayscale: bool, transform=Non
                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
         paths += found
         labels += [label] * len(found)
+    return paths, labels
+
+
+def read_image_folders(root: Path, class_folders, grayscale: bool, transform=None, skip_unreadable=False):
+    """Images from `root/FOLDER/*` for each folder in `class_folders` (label = its position).
+
+    `transform` is applied to each decoded image (uint8, RGB or grey). An unreadable image is an
+    error naming it, or, with `skip_unreadable`, skipped and counted. A class with no images (or,
+    after skipping, none readable) is always an error: training without it would be silently wrong.
+    Decoding runs on threads (OpenCV releases the GIL). Returns (images, labels, number skipped).
+    """
+    import cv2
+
+    paths, labels = class_image_paths(root, class_folders)
     flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
 
     def read(path):

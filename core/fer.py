@@ -1,7 +1,12 @@
-"""FER2013 facial expressions: labels, the one preprocessing function, and both data forms.
+"""FER2013 facial expressions: labels, the one preprocessing function, both data forms, and the splits.
 
 The product's label order, everywhere: anger, disgust, fear, happiness, sadness, surprise,
 neutral (the original challenge's emotion codes 0-6).
+
+Every choice (epochs, recipes, ensembles) is made on a validation split carved from Training:
+stratified by class, a fixed seed, 10% (`carve_validation`); nets train on the rest ("train"), and
+PublicTest ("test") is the test set, scored once at the end. The carved faces are recorded by
+`tapelab fer split` (results/fer/validation_split.json) so the split can be checked file by file.
 """
 
 import csv
@@ -10,16 +15,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tapelab.core.data import IMAGE_SUFFIXES, ImageData, one_hot, read_image_folders
+from tapelab.core.data import IMAGE_SUFFIXES, ImageData, class_image_paths, one_hot, read_image_folders
 from tapelab.core.errors import DataError
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 # Folder names of the popular Kaggle copy, in the order of EMOTIONS.
 KAGGLE_FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FACE_SIZE = 48
-# Split names users give, and their names in each form.
-SPLITS = {"train": ("train", "Training"), "test": ("test", "PublicTest"), "private": ("private", "PrivateTest")}
-USAGES = tuple(usage for _, usage in SPLITS.values())
+# Split names users give, and the data they are read from in each form (folder, CSV Usage): "train" and
+# "validation" are the two parts of Training.
+SPLITS = {"train": ("train", "Training"), "validation": ("train", "Training"), "test": ("test", "PublicTest"),
+          "private": ("private", "PrivateTest")}
+USAGES = ("Training", "PublicTest", "PrivateTest")
+VALIDATION_FRACTION = 0.1
+VALIDATION_SEED = 2013
 
 
 def preprocess_face(face: np.ndarray) -> np.ndarray:
@@ -35,8 +44,26 @@ def preprocess_face(face: np.ndarray) -> np.ndarray:
     return (face.astype(np.float32) / 255.0)[..., None]
 
 
+def validation_counts(class_counts) -> np.ndarray:
+    """Faces per class carved for validation from Training faces counted `class_counts`: the fraction,
+    rounded, and at least one of every class with two or more (so each class is validated and trained on)."""
+    counts = np.asarray(class_counts, dtype=np.int64)
+    return np.where(counts >= 2, np.maximum(np.rint(counts * VALIDATION_FRACTION).astype(np.int64), 1), 0)
+
+
+def carve_validation(labels: np.ndarray) -> np.ndarray:
+    """Sorted positions of the validation faces among Training's `labels` (class indices in load order):
+    per class `validation_counts` of them, drawn with the fixed seed, so the same data gives the same split."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(VALIDATION_SEED)
+    wanted = validation_counts(np.bincount(labels, minlength=len(EMOTIONS)))
+    chosen = [rng.permutation(np.flatnonzero(labels == label))[:count] for label, count in enumerate(wanted)]
+    return np.sort(np.concatenate(chosen))
+
+
 def load_fer_split(data_dir, split: str, skip_bad: bool = False):
-    """(x, y one-hot, skipped count) of one split ("train", "test" = PublicTest, "private").
+    """(x, y one-hot, skipped count) of one split ("train" and "validation": the two parts of Training;
+    "test" = PublicTest; "private" = PrivateTest).
 
     `data_dir` holds the Kaggle folders (`train/EMOTION/*.jpg`, ...) or `fer2013.csv`, directly
     or under `fer2013/`. Malformed rows or images are errors naming the file (and row), or with
@@ -47,15 +74,23 @@ def load_fer_split(data_dir, split: str, skip_bad: bool = False):
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} does not exist; pass the folder that holds FER2013")
+    x, labels, skipped = _read_fer(data_dir, split, skip_bad)
+    if SPLITS[split][1] == "Training":
+        carved = carve_validation(labels)
+        kept = carved if split == "validation" else np.setdiff1d(np.arange(len(labels)), carved)
+        x, labels = x[kept], labels[kept]
+    return x, one_hot(labels, len(EMOTIONS)), skipped
+
+
+def _read_fer(data_dir: Path, split: str, skip_bad: bool):
+    """Faces, labels and skipped count of the whole data the split is read from, in load order."""
     folder_name, usage = SPLITS[split]
     for root in (data_dir, data_dir / "fer2013"):
         if (root / "fer2013.csv").is_file():
-            x, labels, skipped = _read_fer_csv(root / "fer2013.csv", usage, skip_bad)
-            return x, one_hot(labels, len(EMOTIONS)), skipped
+            return _read_fer_csv(root / "fer2013.csv", usage, skip_bad)
         if (root / folder_name).is_dir():
-            x, labels, skipped = read_image_folders(root / folder_name, KAGGLE_FOLDERS, grayscale=True,
-                                                    transform=preprocess_face, skip_unreadable=skip_bad)
-            return x, one_hot(labels, len(EMOTIONS)), skipped
+            return read_image_folders(root / folder_name, KAGGLE_FOLDERS, grayscale=True,
+                                      transform=preprocess_face, skip_unreadable=skip_bad)
     raise DataError(
         f"no FER2013 {split} split under {data_dir}: expected fer2013.csv or {folder_name}/EMOTION/*.jpg "
         f"(folders {', '.join(KAGGLE_FOLDERS)}), directly or under fer2013/"
@@ -68,18 +103,39 @@ def split_class_counts(data_dir, split: str) -> list[int]:
     for root in (Path(data_dir), Path(data_dir) / "fer2013"):
         folder = root / SPLITS[split][0]
         if not (root / "fer2013.csv").is_file() and folder.is_dir():
-            return [sum(1 for path in (folder / name).glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
-                    if (folder / name).is_dir() else 0 for name in KAGGLE_FOLDERS]
+            counts = np.array([sum(1 for path in (folder / name).glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+                               if (folder / name).is_dir() else 0 for name in KAGGLE_FOLDERS])
+            if SPLITS[split][1] == "Training":
+                carved = validation_counts(counts)
+                counts = carved if split == "validation" else counts - carved
+            return counts.tolist()
     return [int(count) for count in load_fer_split(data_dir, split)[1].sum(axis=0)]
 
 
+def validation_record(data_dir) -> dict:
+    """The carved validation split, for the record: seed, fraction, faces per class, and each face's
+    position in Training's load order and, for the folder form, its file (`train/FOLDER/NAME`)."""
+    _, labels, _ = _read_fer(Path(data_dir), "validation", skip_bad=False)
+    carved = carve_validation(labels)
+    record = {"seed": VALIDATION_SEED, "fraction": VALIDATION_FRACTION,
+              "per_class": dict(zip(EMOTIONS, np.bincount(labels[carved], minlength=len(EMOTIONS)).tolist())),
+              "positions": carved.tolist()}
+    for root in (Path(data_dir), Path(data_dir) / "fer2013"):
+        if not (root / "fer2013.csv").is_file() and (root / "train").is_dir():
+            paths, _ = class_image_paths(root / "train", KAGGLE_FOLDERS)
+            record["files"] = [paths[index].relative_to(root).as_posix() for index in carved]
+            break
+    return record
+
+
 def load_fer2013(data_dir, skip_bad: bool = False) -> ImageData:
-    """Training split for training, PublicTest for choosing models."""
-    x_train, y_train, skipped_train = load_fer_split(data_dir, "train", skip_bad)
-    x_test, y_test, skipped_test = load_fer_split(data_dir, "test", skip_bad)
-    if skipped_train or skipped_test:
-        print(f"skipped {skipped_train} bad training and {skipped_test} bad test items")
-    return ImageData(x_train, y_train, x_test, y_test, EMOTIONS)
+    """Training less the validation faces for training, the validation faces for every choice (best
+    epoch, recipe, ensemble); PublicTest is left for the final test."""
+    x_train, y_train, skipped = load_fer_split(data_dir, "train", skip_bad)
+    x_val, y_val, _ = load_fer_split(data_dir, "validation", skip_bad)
+    if skipped:
+        print(f"skipped {skipped} bad Training items")
+    return ImageData(x_train, y_train, x_val, y_val, EMOTIONS)
 
 
 def _read_fer_csv(path: Path, usage: str, skip_bad: bool):

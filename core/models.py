@@ -95,6 +95,24 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{net.name}_mirror_averaged")
 
 
+def averaged_ensemble(members: list[keras.Model], name: str) -> keras.Model:
+    """One model whose output is the mean of `members`' outputs (nets trained in separate runs, each
+    perhaps `mirror_averaged`): networks that err differently are right more often on average, and the
+    average is plain Keras layers, so the ensemble ships as one `.h5` that loads anywhere. Each member is
+    renamed `member_<i>` so that the file keeps their weights apart."""
+    if len(members) < 2:
+        raise ConfigError(f"an ensemble needs at least two members, got {len(members)}")
+    shapes = {tuple(member.input_shape[1:]) for member in members}
+    outputs = {member.output_shape[-1] for member in members}
+    if len(shapes) > 1 or len(outputs) > 1:
+        raise ConfigError(f"ensemble members differ in input shapes {sorted(shapes)} or outputs {sorted(outputs)}")
+    inputs = keras.Input(shape=shapes.pop())
+    renamed = [keras.Model(member.inputs[0], member.outputs[0], name=f"member_{index}")
+               for index, member in enumerate(members)]
+    averaged = keras.layers.Average(name="ensemble_average")([member(inputs) for member in renamed])
+    return keras.Model(inputs, averaged, name=name)
+
+
 def build_cnn(
     input_shape: tuple,
     num_classes: int = 10,

@@ -1,6 +1,6 @@
 """Benchmark: emotion-classifier latency on this CPU, for 1 face and for a batch of 4 faces per call.
 
-    python scripts/bench_fer.py --model models/fer2013_emotion.h5
+    python scripts/bench_fer.py --model models/fer2013_emotion.h5 --record
 
 The model is called directly, not through `predict`, several ways in one run: by LiteRT on two threads
 (`core.lite.LiteModel`, what `fer predict` and the realtime program use) and on one, as one XLA program,
@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
 from tapelab.core.lite import LiteModel
-from tapelab.train.fer import load_emotion_model
+from tapelab.train.fer import load_emotion_model, record_in_description
 
 
 def tensorflow_call(model, jit_compile: bool):
@@ -46,6 +46,8 @@ def main(argv=None):
     parser.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
     parser.add_argument("--calls", type=int, default=500, help="timed calls per batch size")
     parser.add_argument("--out", type=Path, default=Path("results/bench_fer"), help="where to write results")
+    parser.add_argument("--record", action="store_true",
+                        help="also write the LiteRT latencies into the JSON beside the model, under latency")
     args = parser.parse_args(argv)
     out = ensure_writable_dir(args.out)
     model = load_emotion_model(args.model)
@@ -72,6 +74,10 @@ def main(argv=None):
              "|---|---|"] + [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |"
                               for k, v in result.items() if k != "command"]
     write_atomic(out / "bench_fer.md", "\n".join(lines) + "\n")
+    if args.record:
+        record_in_description(args.model, "latency", {**{key: value for key, value in result.items()
+                                                         if key.startswith("litert_batch")},
+                                                      "command": result["command"], "cpu_count": os.cpu_count()})
 
 
 if __name__ == "__main__":

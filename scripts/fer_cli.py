@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from tapelab.core.config import spec_defaults, spec_from_args
-from tapelab.core.errors import TapelabError
+from tapelab.core.errors import ConfigError, TapelabError
 from tapelab.core.io import RunFolder, refuse_to_replace
 from tapelab.scripts.options import add_training_options, training_setup
 from tapelab.train.classifier import FER2013_CNN, ClassifierSpec
@@ -15,17 +15,49 @@ def cmd_fer_train(args) -> int:
     strategy = training_setup(args)
     spec = spec_from_args(ClassifierSpec, args)
     model_path = args.out / f"{MODEL_NAME}.h5"
+    if args.out.resolve() == args.results.resolve():
+        raise ConfigError("--out and --results name the same folder, where the model's JSON and the training "
+                          "report would overwrite each other; give them different folders")
     refuse_to_replace(model_path, args.overwrite)
     with RunFolder(args.results, f"{MODEL_NAME}.json", args.overwrite) as run:
         metrics = train_emotion_model(spec, run.staging, args.command, models_dir=args.out, data_dir=args.data_dir,
                                       progress=not args.quiet, strategy=strategy)
-    print(f"{model_path}: PublicTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
+    print(f"{model_path}: validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
           f"`tapelab ship {model_path}` makes it the model the realtime program uses")
     return 0
 
 
+def cmd_fer_split(args) -> int:
+    from tapelab.core.fer import validation_record
+    from tapelab.core.io import save_json
+
+    with RunFolder(args.out, "validation_split.json", args.overwrite) as run:
+        record = validation_record(args.data)
+        save_json(run.staging / "validation_split.json", {**record, "command": args.command})
+    print(f"{args.out / 'validation_split.json'}: {len(record['positions'])} validation faces "
+          f"({', '.join(f'{name} {count}' for name, count in record['per_class'].items())})")
+    return 0
+
+
+def cmd_fer_ensemble(args) -> int:
+    from tapelab.train.fer import MODEL_NAME, ensemble_emotion_models
+
+    model_path = args.out / f"{MODEL_NAME}.h5"
+    refuse_to_replace(model_path, args.overwrite)
+    metrics = ensemble_emotion_models(args.members, args.out, args.command, data_dir=args.data_dir)
+    print(f"{model_path}: {len(args.members)} members, validation accuracy {metrics['accuracy']:.4f}, "
+          f"macro-F1 {metrics['macro_f1']:.4f}")
+    return 0
+
+
 def cmd_fer_eval(args) -> int:
-    from tapelab.train.fer import evaluate_split, load_emotion_model, write_evaluation
+    from tapelab.train.fer import (
+        evaluate_split,
+        load_emotion_model,
+        record_in_description,
+        recorded_scores,
+        write_evaluation,
+    )
 
     name = f"eval_{args.split}" + ("_tta" if args.tta else "")
     with RunFolder(args.out, f"{name}.json", args.overwrite) as run:  # proven writable before any work
@@ -33,6 +65,9 @@ def cmd_fer_eval(args) -> int:
         metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta)
         report = write_evaluation(metrics, run.staging, args.command)
         text = report.read_text()
+    if args.record:
+        record_in_description(args.model, f"metrics.{name.removeprefix('eval_')}",
+                              recorded_scores(metrics, args.command))
     print(text)
     return 0
 
@@ -67,31 +102,52 @@ def cmd_fer_predict(args) -> int:
 
 def add_fer_parser(commands) -> None:
     """Add `fer` and its actions to the top-level subcommands."""
-    fer = commands.add_parser("fer", help="the FER2013 facial-emotion classifier: train, eval, predict",
+    fer = commands.add_parser("fer", help="the FER2013 facial-emotion classifier: train, ensemble, eval, predict",
                               description="Train, evaluate and use the 7-class facial-emotion classifier.")
     fer_commands = fer.add_subparsers(dest="fer_command", required=True, metavar="ACTION")
     fer_train = fer_commands.add_parser("train", help="train with the tape loop and export .h5 + .json",
-                                        description="Train the emotion CNN on FER2013 Training, keep the epoch "
-                                        "that is best on PublicTest, export fer2013_emotion.h5 and a JSON with "
-                                        "labels, input, preprocessing and metrics into --out (`tapelab ship` then "
-                                        "makes it the shipped model).")
+                                        description="Train the emotion CNN on FER2013 Training less the "
+                                        "validation faces, keep the epoch that is best on those, export "
+                                        "fer2013_emotion.h5 and a JSON with labels, input, preprocessing and "
+                                        "metrics into --out (`tapelab ship` then makes it the shipped model).")
     fer_train.add_argument("--data-dir", type=Path, required=True,
                            help="FER2013 as Kaggle folders (train/EMOTION/*.jpg, test/...) or fer2013.csv")
     add_training_options(fer_train, out="runs/fer", results="runs/fer")
     fer_train.set_defaults(run=cmd_fer_train, **spec_defaults(FER2013_CNN))
+    fer_split = fer_commands.add_parser("split", help="record the validation faces carved from Training",
+                                        description="Write validation_split.json: the seed, the fraction, and "
+                                        "each validation face's position in Training and its file, the faces "
+                                        "every choice (epoch, recipe, ensemble) is made on.")
+    fer_split.add_argument("--data", type=Path, required=True, help="FER2013 folder (Kaggle folders or CSV)")
+    fer_split.add_argument("--out", type=Path, default=Path("runs/fer_split"), help="folder for the record")
+    fer_split.add_argument("--overwrite", action="store_true", help="replace a record already in --out")
+    fer_split.set_defaults(run=cmd_fer_split)
+    fer_ensemble = fer_commands.add_parser("ensemble", help="average trained emotion models into one .h5",
+                                           description="Average the outputs of emotion models trained in "
+                                           "separate runs into one plain-Keras fer2013_emotion.h5 with its JSON, "
+                                           "scored on the validation faces.")
+    fer_ensemble.add_argument("members", type=Path, nargs="+", help="the members' .h5 files (two or more)")
+    fer_ensemble.add_argument("--data-dir", type=Path, required=True, help="FER2013, for the validation score")
+    fer_ensemble.add_argument("--out", type=Path, default=Path("runs/fer_ensemble"), help="folder for the model")
+    fer_ensemble.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    fer_ensemble.set_defaults(run=cmd_fer_ensemble)
     fer_eval = fer_commands.add_parser("eval", help="accuracy, per-class scores, confusion matrix",
                                        description="Evaluate an emotion model on a FER2013 split: accuracy, "
                                        "per-class precision, recall and F1, macro-F1, confusion-matrix PNG.")
     fer_eval.add_argument("--model", type=Path, help="emotion .h5 (default: the shipped model)")
     fer_eval.add_argument("--data", type=Path, required=True, help="FER2013 folder (Kaggle folders or CSV)")
-    fer_eval.add_argument("--split", choices=["train", "test", "private"], default="test",
-                          help="test = PublicTest, private = PrivateTest (CSV or a private/ folder)")
+    fer_eval.add_argument("--split", choices=["train", "validation", "test", "private"], default="test",
+                          help="train and validation = the two parts of Training, test = PublicTest, "
+                          "private = PrivateTest (CSV or a private/ folder)")
     fer_eval.add_argument("--skip-bad", action="store_true", help="skip malformed rows or images, and count them")
     fer_eval.add_argument("--tta", action="store_true",
                           help="average each face over its centre and corner crops and their mirror images "
                           "(10 model calls per face; the report is eval_SPLIT_tta.md)")
     fer_eval.add_argument("--out", type=Path, default=Path("runs/fer_eval"), help="folder for the report")
     fer_eval.add_argument("--overwrite", action="store_true", help="replace this split's report already in --out")
+    fer_eval.add_argument("--record", action="store_true",
+                          help="also write the scores, recall per class and confusion matrix into the JSON beside "
+                          "the model, under metrics.SPLIT")
     fer_eval.set_defaults(run=cmd_fer_eval)
     fer_predict = fer_commands.add_parser("predict", help="classify the faces in images",
                                           description="Find the faces in each image (a 48x48 image is taken as "

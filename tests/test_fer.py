@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from tapelab.core.errors import DataError
-from tapelab.core.fer import EMOTIONS, KAGGLE_FOLDERS, load_fer2013, load_fer_split, preprocess_face
+from tapelab.core.fer import (
+    EMOTIONS,
+    KAGGLE_FOLDERS,
+    carve_validation,
+    load_fer2013,
+    load_fer_split,
+    preprocess_face,
+    split_class_counts,
+    validation_counts,
+    validation_record,
+)
 from tapelab.core.lite import LiteModel
 from tapelab.core.models import build_cnn, mirror_averaged, model_crop_margin
 from tapelab.train.fer import (
@@ -56,11 +66,36 @@ def test_label_order_is_the_products():
 def test_folder_form_maps_folders_to_labels(tmp_path):
     _write_folders(tmp_path / "fer2013")
     data = load_fer2013(tmp_path)
-    assert data.x_train.shape == (21, 48, 48, 1) and data.x_test.shape == (21, 48, 48, 1)
+    # Three Training faces per class: one of each is carved for validation, the other two are trained on.
+    assert data.x_train.shape == (14, 48, 48, 1) and data.x_test.shape == (7, 48, 48, 1)
+    assert list(data.y_test.argmax(axis=1)) == list(range(7))
     labels = data.y_train.argmax(axis=1)
     brightness = data.x_train.mean(axis=(1, 2, 3)) * 255
     np.testing.assert_allclose(brightness, 30 * labels + 20, atol=2)  # each image kept its folder's label
     assert data.class_names == EMOTIONS
+
+
+def test_validation_is_carved_stratified_fixed_and_apart_from_training():
+    labels = np.repeat(np.arange(7), [400, 44, 410, 722, 483, 317, 496])[np.random.default_rng(5).permutation(2872)]
+    carved = carve_validation(labels)
+    np.testing.assert_array_equal(carved, carve_validation(labels.copy()))  # the seed is fixed
+    np.testing.assert_array_equal(np.bincount(labels[carved]), [40, 4, 41, 72, 48, 32, 50])  # 10% of each class
+    np.testing.assert_array_equal(validation_counts([400, 44, 410, 722, 483, 317, 496]), np.bincount(labels[carved]))
+    assert len(np.unique(carved)) == len(carved) and np.all(np.diff(carved) > 0)
+    np.testing.assert_array_equal(validation_counts([1, 2, 0, 4, 5, 6, 7]), [0, 1, 0, 1, 1, 1, 1])
+
+
+def test_train_and_validation_split_training_and_counts_agree(tmp_path):
+    _write_folders(tmp_path, per_class=12)
+    train, validation = load_fer_split(tmp_path, "train"), load_fer_split(tmp_path, "validation")
+    whole = np.concatenate([train[0], validation[0]]).reshape(-1, 48 * 48)
+    assert len(whole) == len(np.unique(whole, axis=0)) == 12 * 7  # together all of Training, each face once
+    for split, (_, y, _) in {"train": train, "validation": validation}.items():
+        assert split_class_counts(tmp_path, split) == y.sum(axis=0).astype(int).tolist()
+    record = validation_record(tmp_path)
+    assert record["per_class"] == dict(zip(EMOTIONS, [1] * 7)) and len(record["files"]) == 7
+    for name, face in zip(record["files"], validation[0]):  # each recorded file is the validation face
+        np.testing.assert_allclose(preprocess_face(cv2.imread(str(tmp_path / name), cv2.IMREAD_GRAYSCALE)), face)
 
 
 def test_csv_form_reads_each_usage(tmp_path):
@@ -163,18 +198,28 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert status == 0
     description = json.loads((models / "fer2013_emotion.json").read_text())
     assert description["labels"] == list(EMOTIONS) and description["input_shape"] == [48, 48, 1]
-    assert "preprocess_face" in description["preprocessing"] and "accuracy" in description["metrics"]["test"]
+    assert "preprocess_face" in description["preprocessing"]
+    assert list(description["metrics"]) == ["validation"]  # training never reads PublicTest
     summary = json.loads((results / "fer2013_emotion.json").read_text())
     losses = [record["train_loss"] for record in summary["records"]]
     assert losses[-1] < losses[0]
     # The preset ships the mirror-averaged net: the summary scores the saved file, and the net alone apart.
     assert summary["cnn"]["mirror_average"] and "net_test_accuracy" in summary
-    evaluation = json.loads((results / "eval_test.json").read_text())
-    assert summary["test_accuracy"] == pytest.approx(evaluation["accuracy"])
+    evaluation = json.loads((results / "eval_validation.json").read_text())
+    assert evaluation["count"] == 7 and not (results / "eval_test.json").exists()
+    assert summary["test_accuracy"] == pytest.approx(evaluation["accuracy"])  # its held-out faces: validation
+    assert description["metrics"]["validation"]["accuracy"] == pytest.approx(evaluation["accuracy"])
     assert "the net alone" in (results / "fer2013_emotion.md").read_text()
     assert (results / "fer2013_emotion_curves.png").exists()
     assert "![learning curves](fer2013_emotion_curves.png)" in (results / "fer2013_emotion.md").read_text()
-    assert (results / "eval_test_confusion.png").exists() and (results / "eval_test.md").exists()
+    assert (results / "eval_validation_confusion.png").exists() and (results / "eval_validation.md").exists()
+    assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "data"),
+                 "--out", str(results), "--record"]) == 0
+    tested = json.loads((models / "fer2013_emotion.json").read_text())["metrics"]["test"]
+    evaluation = json.loads((results / "eval_test.json").read_text())
+    assert tested["confusion"] == evaluation["confusion"] and tested["count"] == 42
+    assert tested["recall"] == {name: c["recall"] for name, c in evaluation["per_class"].items()}
+    assert "--record" in tested["command"]
     capsys.readouterr()
     assert main(["fer", "predict", str(ASTRONAUT), "--model", str(models / "fer2013_emotion.h5")]) == 0
     line = capsys.readouterr().out.strip()
@@ -185,6 +230,41 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert json.loads((results / "eval_test_tta.json").read_text())["views"] == 10
     assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "none")]) == 2
     assert "data folder" in capsys.readouterr().err
+
+
+def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
+    from tapelab.scripts.cli import main
+
+    _write_folders(tmp_path / "data", per_class=4)
+    members = []
+    for seed in (1, 2):
+        models = tmp_path / f"member{seed}"
+        assert main(["fer", "train", "--data-dir", str(tmp_path / "data"), "--out", str(models), "--results",
+                     str(models / "results"), "--epochs", "1", "--widths", "4", "--convs-per-stage", "1",
+                     "--dense-units", "8", "--batch-size", "8", "--seed", str(seed), "--crop-margin", "2",
+                     "--quiet"]) == 0
+        members.append(models / "fer2013_emotion.h5")
+    out = tmp_path / "ensemble"
+    assert main(["fer", "ensemble", *map(str, members), "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 0
+    faces = np.stack([preprocess_face(_face(label, 9)) for label in range(7)])
+    expected = np.mean([load_emotion_model(path)(faces).numpy() for path in members], axis=0)
+    np.testing.assert_allclose(load_emotion_model(out / "fer2013_emotion.h5")(faces).numpy(), expected, rtol=1e-5)
+    description = json.loads((out / "fer2013_emotion.json").read_text())
+    times = [json.loads(path.with_suffix(".json").read_text())["training"]["train_seconds"] for path in members]
+    assert description["training"]["train_seconds"] == pytest.approx(sum(times))
+    assert [m["train"]["seed"] for m in description["training"]["members"]] == [1, 2]
+    assert description["metrics"]["validation"]["count"] == 7
+    # Members trained on other data cannot be averaged, and an existing model is not replaced silently.
+    record = json.loads(members[1].with_suffix(".json").read_text())
+    record["training"]["data_fingerprint"] = "other"
+    members[1].with_suffix(".json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["fer", "ensemble", *map(str, members), "--data-dir", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "mixed")]) == 2
+    assert "different data" in capsys.readouterr().err
+    assert main(["fer", "ensemble", *map(str, members), "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 2
+    assert main(["fer", "train", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--results", str(out)]) == 2
+    assert "same folder" in capsys.readouterr().err
 
 
 def test_litert_classifier_matches_the_model_for_any_number_of_faces(emotion_model):

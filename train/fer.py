@@ -1,7 +1,8 @@
 """The facial-emotion classifier: export with its description, evaluation, and prediction on photos.
 
-    tapelab fer train --data-dir ../shared/datasets/fer2013
-    tapelab fer eval --model models/fer2013_emotion.h5 --data ../shared/datasets/fer2013 --split test
+    tapelab fer train --data-dir ../shared/datasets/fer2013 --seed 1 --out runs/fer_1
+    tapelab fer ensemble runs/fer_1/fer2013_emotion.h5 runs/fer_2/fer2013_emotion.h5 --data-dir ... --out runs/fer_12
+    tapelab fer eval --model runs/fer_12/fer2013_emotion.h5 --data ../shared/datasets/fer2013 --split test --record
     tapelab fer predict photo.jpg
 """
 
@@ -11,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tapelab.core.errors import DataError
+from tapelab.core.errors import ConfigError, DataError
 from tapelab.core.faces import FaceDetector
 from tapelab.core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face, split_class_counts
-from tapelab.core.io import save_figure, save_json, write_atomic
+from tapelab.core.io import ensure_writable_dir, load_json, save_figure, save_json, write_atomic
 from tapelab.core.lite import LiteModel
-from tapelab.core.models import load_model_file, model_crop_margin
+from tapelab.core.models import averaged_ensemble, load_model_file, model_crop_margin
 from tapelab.core.shipped import MODELS_DIR
 from tapelab.train.classifier import ClassifierSpec, run_classifier
 
@@ -36,7 +37,7 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
         "preprocessing": PREPROCESSING,
         "training": {key: summary[key]
                      for key in ("command", "train", "cnn", "best_epoch", "train_seconds", "eval_seconds",
-                                 "data_fingerprint")},
+                                 "data_fingerprint", "members") if key in summary},
         "metrics": metrics,
     }
     return save_json(Path(model_path).with_suffix(".json"), description)
@@ -44,16 +45,65 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
 
 def train_emotion_model(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir,
                         progress: bool = True, strategy=None) -> dict:
-    """Train the spec's net on FER2013 Training (`run_classifier`: MODEL_NAME.h5 into `models_dir`, its training
-    report into `out_dir`), evaluate the saved model on PublicTest (that report into `out_dir` too) and write
-    the JSON that travels beside the .h5; the PublicTest metrics."""
+    """Train the spec's net on FER2013 Training less the validation faces, keeping its best epoch on them
+    (`run_classifier`: MODEL_NAME.h5 into `models_dir`, its training report into `out_dir`), evaluate the
+    saved model on the validation faces (that report into `out_dir` too) and write the JSON that travels
+    beside the .h5; the validation metrics. PublicTest is not read: it is scored once, by `tapelab fer eval`,
+    on the model chosen."""
     summary = run_classifier(spec, out_dir, command, models_dir=models_dir, data_dir=data_dir, progress=progress,
                              model_name=MODEL_NAME, strategy=strategy)
     model_path = Path(models_dir) / summary["model"]
-    metrics = evaluate_split(load_emotion_model(model_path), data_dir, "test")
+    metrics = evaluate_split(load_emotion_model(model_path), data_dir, "validation")
     write_evaluation(metrics, out_dir, command)
-    describe_model(model_path, summary, {"test": {key: metrics[key] for key in ("accuracy", "macro_f1", "count")}})
+    describe_model(model_path, summary, {"validation": _headline(metrics)})
     return metrics
+
+
+def _headline(metrics: dict) -> dict:
+    return {key: metrics[key] for key in ("accuracy", "macro_f1", "count")}
+
+
+def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_dir) -> dict:
+    """Average the emotion models at `member_paths` (each trained by `train_emotion_model` on the same data)
+    into one `.h5` (`averaged_ensemble`), score it on the validation faces and write it with its JSON into
+    `out_dir`: the members' training records, their summed training time, the validation metrics."""
+    records = [load_json(Path(path).with_suffix(".json"))["training"] for path in member_paths]
+    fingerprints = {record["data_fingerprint"] for record in records}
+    if len(fingerprints) > 1:
+        raise ConfigError("the ensemble's members were trained on different data (their data fingerprints differ); "
+                          "train every member on the same FER2013 files")
+    model = averaged_ensemble([load_emotion_model(path) for path in member_paths], name=f"{MODEL_NAME}_ensemble")
+    model_path = Path(ensure_writable_dir(out_dir)) / f"{MODEL_NAME}.h5"
+    temporary = model_path.with_name(f".partial.{model_path.name}")
+    model.save(temporary)
+    temporary.replace(model_path)
+    metrics = evaluate_split(load_emotion_model(model_path), data_dir, "validation")
+    write_evaluation(metrics, out_dir, command)
+    summary = {"command": command, "members": records, "data_fingerprint": fingerprints.pop(),
+               "train_seconds": sum(record["train_seconds"] for record in records)}
+    describe_model(model_path, summary, {"validation": _headline(metrics)})
+    return metrics
+
+
+def record_in_description(model_path, key: str, figures: dict) -> Path:
+    """Put measured `figures` (a split's scores, the latency) under `key` of the JSON beside the `.h5`, so
+    the shipped model carries what was measured of it."""
+    path = Path(model_path or SHIPPED_MODEL).with_suffix(".json")
+    if not path.is_file():
+        raise DataError(f"{path} is missing: the model has no description to record in; train or ship it first")
+    description = load_json(path)
+    section, _, name = key.partition(".")
+    if name:
+        description.setdefault(section, {})[name] = figures
+    else:
+        description[section] = figures
+    return save_json(path, description)
+
+
+def recorded_scores(metrics: dict, command: str) -> dict:
+    """What the model's JSON keeps of an evaluation: headline scores, recall per class, the confusion matrix."""
+    return {**_headline(metrics), "recall": {name: c["recall"] for name, c in metrics["per_class"].items()},
+            "confusion": metrics["confusion"], "command": command}
 
 
 def load_emotion_model(path=None):
