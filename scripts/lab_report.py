@@ -9,6 +9,7 @@ import numpy as np
 from tapelab.attacks.experiment import method_summary
 from tapelab.attacks.lab_sections import adversarial_section, attack_findings, robust_findings, robust_section
 from tapelab.core.io import write_atomic
+from tapelab.core.shipped import MODELS_DIR
 from tapelab.scripts.main_job import format_duration
 from tapelab.train.fer_report import emotion_findings, emotion_section
 from tapelab.train.gradient_flow_report import findings as gradient_findings
@@ -66,9 +67,12 @@ def _emotion(out: Path, job: dict | None) -> str:
     if not evaluation:
         return "## 5. Emotion recognition (FER2013)\n\n" + _missing(
             "The emotion classifier's evaluation", "tapelab fer eval --data <folder with FER2013>")
+    description = _load(MODELS_DIR / "fer2013_emotion.json") or {}
     findings = emotion_findings(evaluation, _load(out / "fer" / "eval_test_tta.json"),
                                 _load(out / "bench_realtime" / "bench_realtime.json"),
-                                _load(out / "bench_fer" / "bench_fer.json"))
+                                _load(out / "bench_fer" / "bench_fer.json"),
+                                validation=_load(out / "fer" / "eval_validation.json"),
+                                chosen_on_validation="validation" in description.get("metrics", {}))
     text = emotion_section(findings, "fer")
     skipped = [stage["skipped"] for stage in (job or {}).get("stages", []) if "emotion" in stage["title"]]
     if skipped and skipped[0]:

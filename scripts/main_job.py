@@ -67,6 +67,8 @@ def plan_stages(data_dir, out: Path, retrain: bool, models: Path, quiet: bool) -
     fer = ["fer", "eval", "--data", str(data_dir), "--out", str(out / "fer"), "--overwrite"]
     stages.append(Stage("the emotion classifier on FER2013 PublicTest", fer, fer_skip))
     stages.append(Stage("the emotion classifier, ten-crop averaging", [*fer, "--tta"], fer_skip))
+    stages.append(Stage("the emotion classifier on the validation faces carved from Training",
+                        [*fer, "--split", "validation"], fer_skip))
     return stages
 
 

@@ -15,7 +15,7 @@ from tapelab.core.shipped import LAB_MODELS, MODELS_DIR, model_record, shipped_m
 from tapelab.scripts.lab_report import GLANCE_END, GLANCE_START, glance_table, write_lab_report
 from tapelab.scripts.main_job import FER_MISSING, Stage, format_duration, has_fer2013, plan_stages, run_stages
 from tapelab.train.fer import classification_metrics, write_evaluation
-from tapelab.train.fer_report import emotion_findings
+from tapelab.train.fer_report import emotion_findings, emotion_section
 
 
 def test_shipped_lab_models_are_there_with_their_training_record():
@@ -37,7 +37,7 @@ def test_missing_shipped_model_says_how_to_get_it():
 def test_without_data_the_fer_stages_are_skipped_with_how_to_get_the_data(tmp_path):
     stages = plan_stages(None, tmp_path, retrain=False, models=tmp_path / "models", quiet=True)
     fer = [stage for stage in stages if stage.argv[0] == "fer"]
-    assert len(fer) == 2 and all(stage.skipped == FER_MISSING for stage in fer)
+    assert len(fer) == 3 and all(stage.skipped == FER_MISSING for stage in fer)
     assert "no automatic download" in FER_MISSING and "--data-dir" in FER_MISSING
     attacks = [stage.argv for stage in stages if stage.argv[0] == "attack"]
     assert [argv[argv.index("--model") + 1] for argv in attacks] == [
@@ -52,7 +52,7 @@ def test_retrain_trains_every_model_into_the_models_folder(tmp_path):
     stages = plan_stages(tmp_path, tmp_path / "out", retrain=True, models=tmp_path / "models", quiet=False)
     commands = [stage.argv[0] for stage in stages]
     assert commands == ["backprop-check", "gradients", "classifier", "attack", "classifier", "attack", "robust",
-                        "robust", "fer", "fer"]
+                        "robust", "fer", "fer", "fer"]
     robust = [stage.argv for stage in stages if stage.argv[0] == "robust"]
     assert all("--retrain" in argv and argv[argv.index("--out") + 1] == str(tmp_path / "models") for argv in robust)
     assert not any(stage.skipped for stage in stages)
@@ -144,6 +144,20 @@ def test_lab_report_cites_the_numbers_of_the_saved_results(tmp_path):
     assert "4 disgust faces against 80 happiness faces (20 times as many)" in report
     assert "| disgust | 4 |" in report
     assert "not run yet; `tapelab gradients` makes it" in report and "`tapelab backprop-check" in report
+
+
+def test_emotion_section_says_which_faces_the_model_was_chosen_on():
+    truth, predicted = np.array([0, 1, 3, 3]), np.array([0, 1, 3, 6])
+    test = {**classification_metrics(truth, predicted), "split": "test", "command": "tapelab fer eval"}
+    validation = {**classification_metrics(truth[:2], predicted[:2]), "split": "validation",
+                  "command": "tapelab fer eval --split validation"}
+    chosen_on_test = emotion_section(emotion_findings(test, None, None, None, validation=validation), "fer")
+    assert "chosen on PublicTest, so this figure is optimistic" in chosen_on_test
+    assert "this model scores 100.00% on them, but it was trained on them too" in chosen_on_test
+    honest = emotion_section(emotion_findings(test, None, None, None, validation=validation,
+                                              chosen_on_validation=True), "fer")
+    assert "PublicTest was scored once" in honest and "on the 2 validation faces it scores 100.00%" in honest
+    assert "optimistic" not in honest and "75.00% of the 4 PublicTest faces" in honest
 
 
 def test_readme_results_at_a_glance_are_the_committed_results():
