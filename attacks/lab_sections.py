@@ -8,10 +8,12 @@ each `*_section` function turns them into Markdown.
 import numpy as np
 
 from tapelab.attacks.experiment import method_summary
+from tapelab.core.data import dataset_title
 
 # The L-infinity budget the literature commonly treats as imperceptible on 8-bit images (Madry et al. 2018).
 IMPERCEPTIBLE_LINF = 8 / 255
-DATASET_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+# Up to this multiple of the budget a change is described as just above it, not as visible.
+NEAR_BUDGET = 1.5
 METHOD_TITLES = {"generator": "generator f(w)=x", "fgsm": "FGSM (one step)", "pgd_linf": "L-inf PGD",
                  "pgd_l2_ladder": "L2-PGD, smallest radius of a ladder"}
 HARDEST_SHOWN = 5
@@ -35,8 +37,11 @@ def attack_findings(results: dict, images: dict) -> dict:
     sources = images["sources"]
     pixels = int(np.prod(sources.shape[1:]))
     generator = methods["generator"]
+    shrunk = [p for p in won if p.get("first_success_l2") is not None]
     return {
         "dataset": results["dataset"],
+        "settings": results["generator"],
+        "mean_first_success_l2": float(np.mean([p["first_success_l2"] for p in shrunk])) if shrunk else None,
         "classifier_accuracy": results.get("classifier", {}).get("test_accuracy"),
         "pairs": len(pairs),
         "pixels": pixels,
@@ -54,19 +59,29 @@ def attack_findings(results: dict, images: dict) -> dict:
 
 def _perceptibility(f: dict) -> str:
     g = f["methods"]["generator"]
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     levels = g["mean_linf"] * 255
     text = (f"On {title} the generator's images differ from their sources by a mean L2 of {g['mean_l2']:.3f} over "
             f"{f['pixels']:,} inputs (root mean square {f['generator_rms_per_pixel']:.4f} per input, "
             f"{255 * f['generator_rms_per_pixel']:.1f} of 255 grey levels) and by at most {g['mean_linf']:.3f} in "
             f"one input on average ({levels:.0f} of 255 grey levels). ")
-    if g["mean_linf"] <= IMPERCEPTIBLE_LINF:
-        return text + (f"That is within the {IMPERCEPTIBLE_LINF * 255:.0f}/255 budget commonly taken as "
-                       "imperceptible: side by side, adversarial and source images look the same, and only the "
-                       "amplified perturbation grid shows the change.")
-    return text + (f"That is {g['mean_linf'] / IMPERCEPTIBLE_LINF:.0f} times the {IMPERCEPTIBLE_LINF * 255:.0f}/255 "
-                   "budget commonly taken as imperceptible: the changes are visible, as grey smudges and strokes "
-                   "on the black background, though the digit itself still reads as the source class to a person.")
+    if f["mean_first_success_l2"]:
+        text += (f"The minimal phase cut the mean L2 from {f['mean_first_success_l2']:.3f}, where the pairs first "
+                 f"held the target, to {g['mean_l2']:.3f} ({g['mean_l2'] / f['mean_first_success_l2']:.0%} of it). ")
+    budget = f"the {IMPERCEPTIBLE_LINF * 255:.0f}/255 budget commonly taken as imperceptible"
+    ratio = g["mean_linf"] / IMPERCEPTIBLE_LINF
+    if ratio <= 1:
+        return text + (f"That is within {budget}: side by side, adversarial and source images look the same, and "
+                       "only the amplified perturbation grid shows the change.")
+    if ratio < NEAR_BUDGET:
+        return text + (f"That is {ratio:.2f} times {budget}, just above it, while the typical input moves by far "
+                       "less: side by side, adversarial and source images look alike, and the amplified "
+                       "perturbation grid shows where the change is.")
+    text += f"That is {ratio:.1f} times {budget}: the changes are visible"
+    if f["dataset"] == "mnist":
+        text += (", as grey smudges and strokes on the black background, though the digit itself still reads as "
+                 "the source class to a person")
+    return text + "."
 
 
 def _why_smaller(mnist: dict, cifar: dict) -> str:
@@ -87,7 +102,7 @@ def _why_smaller(mnist: dict, cifar: dict) -> str:
 def _method_comparison(f: dict) -> str:
     m = f["methods"]
     g = m["generator"]
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     sentences = [f"On {title} the generator reaches the target on {_pct(g['success_rate'])} of the "
                  f"{f['pairs']} pairs with mean L2 {g['mean_l2']:.3f} in {g['batch_seconds']:.1f} s for all pairs."]
     for method in ("fgsm", "pgd_linf", "pgd_l2_ladder"):
@@ -102,7 +117,7 @@ def _method_comparison(f: dict) -> str:
 
 
 def _hardest_pairs(f: dict) -> str:
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     listed = ", ".join(f"{h['source']} to {h['target']} (L2 {h['l2']:.3f}, {h['rounds']} rounds)" for h in f["hardest"])
     text = f"On {title} the pairs that needed the largest change were {listed}. "
     for role, key in (("target", "target"), ("source", "source")):
@@ -125,23 +140,28 @@ def _hardest_pairs(f: dict) -> str:
 
 def adversarial_section(findings: dict, folders: dict) -> str:
     """Markdown for the adversarial lab: `findings` and `folders` are keyed by data set."""
+    settings = next(iter(findings.values()))["settings"]
     lines = ["## 3. Adversarial examples", "",
              "The simple generator f(w) = x (one input fixed at 1, its weights are the image) is trained in "
              "alternation toward the source image (mean squared error, Adam) and through the frozen classifier "
-             "toward a target class, until the classifier gives the target with confidence 0.9. The same pairs "
-             "are attacked with targeted FGSM, L-inf PGD and L2-PGD (the smallest radius of a ladder that "
-             "reaches the confidence).", "",
+             f"toward a target class, until the classifier gives the target with confidence {settings['confidence']}"
+             "; then, to make the change minimal, it keeps pulling toward the source, stepping back toward the "
+             "target only in rounds that lost it, and keeps the smallest change that held the target, until that "
+             f"change has not shrunk for {settings['shrink_patience']} rounds (at most {settings['max_rounds']} "
+             "rounds in all; every setting is in each data set's results.json). The same pairs are attacked with "
+             "targeted FGSM, L-inf PGD and L2-PGD (the smallest radius of a ladder that reaches the confidence).",
+             "",
              "| data set | classifier accuracy | method | success | mean L2 | mean L-inf | time (s) |",
              "|---|---|---|---|---|---|---|"]
     for f in findings.values():
-        title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+        title = dataset_title(f["dataset"])
         for method, row in f["methods"].items():
             lines.append(f"| {title} | {_pct(f['classifier_accuracy'])} | {METHOD_TITLES.get(method, method)} | "
                          f"{_pct(row['success_rate'])} | {row['mean_l2']:.3f} | {row['mean_linf']:.3f} | "
                          f"{row['batch_seconds']:.1f} |")
     lines.append("")
     for dataset, folder in folders.items():
-        title = DATASET_TITLES.get(dataset, dataset)
+        title = dataset_title(dataset)
         lines += [f"{title}, generator: source, then one column per target class (title: predicted class and "
                   "target confidence):", "", f"![{title} adversarial]({folder}/grid_adversarial.png)", "",
                   f"![{title} perturbation]({folder}/grid_perturbation.png)", ""]
@@ -153,7 +173,8 @@ def adversarial_section(findings: dict, folders: dict) -> str:
               + " ".join(_method_comparison(f) for f in findings.values())
               + " FGSM takes one step of the full budget in the sign of the gradient and overshoots or falls short; "
               "L-inf PGD spends its whole budget on almost every input; the L2 ladder and the generator look for "
-              "a small change, the ladder radius by radius, the generator by its pull toward the source.", ""]
+              "a small change, the ladder radius by radius (its L2 is at most the radius that first succeeds), "
+              "the generator by walking along the confidence boundary toward the source.", ""]
     lines += ["**Which pairs were hardest?** " + " ".join(_hardest_pairs(f) for f in findings.values()), ""]
     return "\n".join(lines)
 
@@ -180,7 +201,7 @@ def robust_findings(results: dict) -> dict:
 
 def _training_sentence(f: dict) -> str:
     attack = f["training_attack"]
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     how = (f"{attack['pgd_train_steps']}-step PGD" if attack["attack"] == "pgd" else
            "FGSM from a random start" if attack["attack"] == "fgsm_rs" else attack["attack"])
     minutes = f", {f['train_seconds'] / 60:.0f} minutes of training" if f["train_seconds"] else ""
@@ -189,7 +210,7 @@ def _training_sentence(f: dict) -> str:
 
 
 def _robust_results_sentence(f: dict) -> str:
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     standard, robust = f["scores"]["standard"], f["scores"]["robust"]
     v = f["validation"]
     return (f"On {title} ({f['examples']} random test images, eps {f['eps']:.4g}) the standard model keeps "
@@ -199,7 +220,7 @@ def _robust_results_sentence(f: dict) -> str:
 
 
 def _checks_sentence(f: dict) -> str:
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     failed = [f"{check} ({name})" for name, checks in f["checks"].items() for check, ok in checks.items() if not ok]
     count = sum(len(checks) for checks in f["checks"].values())
     if not failed:
@@ -208,7 +229,7 @@ def _checks_sentence(f: dict) -> str:
 
 
 def _generator_sentence(f: dict) -> str:
-    title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+    title = dataset_title(f["dataset"])
     standard, robust = f["generator"]["standard"], f["generator"]["robust"]
     text = (f"On {title} the generator reaches the target on {_pct(robust['success_rate'])} of the "
             f"{robust['pairs']} pairs against the robust model (standard: {_pct(standard['success_rate'])}), with "
@@ -220,7 +241,8 @@ def _generator_sentence(f: dict) -> str:
                  f"{standard['mean_alignment']:.2f} against the standard one")
         if robust["mean_alignment"] > 2 * max(standard["mean_alignment"], 0):
             text += (": the robust model only changes its mind when the image takes on the target class's "
-                     "typical shape, so the generator has to draw it (strokes of the target digit on MNIST).")
+                     "typical shape, so the generator has to draw it"
+                     + (" (strokes of the target digit)." if f["dataset"] == "mnist" else "."))
         else:
             text += "."
     return text
@@ -237,7 +259,7 @@ def robust_section(findings: dict, folders: dict) -> str:
              "| data set | model | clean | FGSM | PGD with restarts | generator success | generator median L2 |",
              "|---|---|---|---|---|---|---|"]
     for f in findings.values():
-        title = DATASET_TITLES.get(f["dataset"], f["dataset"])
+        title = dataset_title(f["dataset"])
         for name, scores in f["scores"].items():
             g = f["generator"][name]
             lines.append(f"| {title} | {name} | {_pct(scores['clean'])} | {_pct(scores['fgsm'])} | "
@@ -253,7 +275,7 @@ def robust_section(findings: dict, folders: dict) -> str:
               "**The generator against the robust models.** " + " ".join(_generator_sentence(f)
                                                                          for f in findings.values()), ""]
     for dataset, folder in folders.items():
-        title = DATASET_TITLES.get(dataset, dataset)
+        title = dataset_title(dataset)
         lines += [f"{title}, generator against the robust model (title: target class, its confidence):", "",
                   f"![{title} robust]({folder}/grid_robust.png)", ""]
     return "\n".join(lines)

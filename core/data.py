@@ -48,6 +48,15 @@ class ImageData:
         return digest.hexdigest()
 
 
+# The adversarial lab's data sets, as prose names them.
+DATASET_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+
+
+def dataset_title(name: str) -> str:
+    """A data set's name as prose writes it (the key itself for one without a title)."""
+    return DATASET_TITLES.get(name, name)
+
+
 def one_hot(labels, num_classes: int) -> np.ndarray:
     labels = np.asarray(labels).astype(np.int64).ravel()
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapelab.core.data import DATASET_TITLES
 from tapelab.core.io import save_json
 from tapelab.core.shipped import shipped_model
 
-DATASET_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 FER_MISSING = ("skipped: no FER2013 under the data folder, and FER2013 has no automatic download; get it "
                "(Kaggle folders train/EMOTION/*.jpg and test/EMOTION/*.jpg, or fer2013.csv) and pass its parent "
                "folder with --data-dir")

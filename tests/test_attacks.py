@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -85,6 +87,55 @@ def test_generator_attack_succeeds_and_leaves_the_classifier_untouched(classifie
     assert classifier.trainable
 
 
+def _l2(result, sources):
+    return np.linalg.norm((result.images - sources).reshape(len(sources), -1), axis=1)
+
+
+def test_after_success_the_change_shrinks_and_the_target_holds(classifier, images):
+    """The minimal phase: every pair that reached the target still gives it with the confidence, in the image
+    returned; its L2 is at most that of its first success, and smaller for most pairs; with patience 0 the
+    attack stops at the first success, as the plain generator does."""
+    targets = (np.argmax(classifier(images).numpy(), axis=1) + 5) % 10
+    plain = generator_attack(classifier, images, targets, replace(FAST_GENERATOR, shrink_patience=0))
+    minimal = generator_attack(classifier, images, targets, FAST_GENERATOR)
+    assert plain.success.all() and minimal.success.all()
+    np.testing.assert_array_equal(minimal.success_rounds, plain.success_rounds)  # the same search up to success
+    np.testing.assert_allclose(_l2(plain, images), plain.first_success_l2, rtol=1e-5)
+    for result in (plain, minimal):  # each returned image, classified alone, holds the target
+        confidence = classifier(result.images).numpy()[np.arange(len(images)), targets]
+        assert np.all(confidence >= FAST_GENERATOR.confidence)
+        np.testing.assert_allclose(result.target_confidence, confidence, rtol=1e-5)
+    final = _l2(minimal, images)
+    assert np.all(final <= minimal.first_success_l2 + 1e-6)
+    assert np.mean(final < 0.9 * minimal.first_success_l2) >= 0.5
+    assert np.all(minimal.rounds >= minimal.success_rounds + FAST_GENERATOR.shrink_patience)
+
+
+def test_the_change_never_grows_with_more_rounds(classifier, images):
+    """The same pairs with a growing round budget: each pair's L2 after success can only fall."""
+    targets = (np.argmax(classifier(images).numpy(), axis=1) + 3) % 10
+    budgets = (60, 90, 140, 200)
+    results = [generator_attack(classifier, images, targets, replace(FAST_GENERATOR, max_rounds=budget))
+               for budget in budgets]
+    l2 = np.array([_l2(result, images) for result in results])
+    succeeded = results[0].success
+    assert succeeded.any()
+    assert np.all(np.diff(l2[:, succeeded], axis=0) <= 1e-6)
+    assert all(result.success[succeeded].all() for result in results)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(shrink_patience=-1), "shrink_patience must be >= 0"),
+    (dict(shrink_source_gain=0.9), "shrink_source_gain >= 1"),
+    (dict(shrink_back_off=0), "shrink_back_off in"),
+    (dict(shrink_class_decay=1.5), "shrink_class_decay must lie in"),
+    (dict(shrink_tolerance=1), "shrink_tolerance must lie in"),
+])
+def test_bad_shrink_settings_are_refused(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        GeneratorConfig(**setting)
+
+
 def test_batched_pairs_equal_pairs_alone(classifier, images):
     targets = np.array([1, 7, 4])
     batched = generator_attack(classifier, images[:3], targets, FAST_GENERATOR)
@@ -110,6 +161,12 @@ def test_experiment_writes_grids_and_tables(classifier, tiny_digits, tmp_path):
     summary = {row["method"]: row for row in method_summary(results)}
     assert set(summary) == {"generator", "fgsm", "pgd_linf", "pgd_l2_ladder"}
     assert summary["generator"]["pairs"] == 18 and summary["pgd_linf"]["mean_linf"] <= 0.3 + 1e-6
+    report = (tmp_path / "report.md").read_text()
+    assert f"shrink_patience {FAST_GENERATOR.shrink_patience}," in report and "confidence 0.8," in report
+    generator = [p for p in results["pairs"] if p["method"] == "generator" and p["success"] and not p["trivial"]]
+    first = np.mean([p["first_success_l2"] for p in generator])
+    assert f"Mean L2 when the pairs first held the target: {first:.3f}" in report
+    assert all(p["first_success_l2"] is None for p in results["pairs"] if p["method"] != "generator")
 
 
 def test_model_file_errors(tmp_path):

@@ -90,9 +90,11 @@ def _attack_results(dataset, l2s, success):
             pairs.append({"method": method, "source_index": 0, "source_class": 0, "target_class": index + 1,
                           "trivial": False, "success": won if method == "generator" else True,
                           "target_confidence": 0.95, "predicted_class": index + 1, "l2": l2, "linf": l2 / 10,
-                          "rounds": 7 * (index + 1), "seconds": 0.1})
+                          "rounds": 7 * (index + 1), "seconds": 0.1,
+                          "first_success_l2": 2 * l2 if method == "generator" and won else None})
     return {"dataset": dataset, "class_names": [str(c) for c in range(10)], "command": f"tapelab attack {dataset}",
-            "classifier": {"test_accuracy": 0.987}, "attack": {}, "generator": {"confidence": 0.9},
+            "classifier": {"test_accuracy": 0.987}, "attack": {},
+            "generator": {"confidence": 0.85, "shrink_patience": 30, "max_rounds": 400},
             "batch_seconds": {"generator": 2.0, "fgsm": 0.5, "pgd_linf": 4.0, "pgd_l2_ladder": 8.0}, "pairs": pairs}
 
 
@@ -133,6 +135,8 @@ def test_lab_report_cites_the_numbers_of_the_saved_results(tmp_path):
     assert "Why does CIFAR-10 need" not in report  # only asked when both data sets are there
     assert "0 to 2 (L2 4.250, 14 rounds), 0 to 1 (L2 1.500, 7 rounds)" in report
     assert "Pairs not reached: 0 to 3." in report
+    assert "with confidence 0.85; then" in report and "has not shrunk for 30 rounds (at most 400" in report
+    assert "cut the mean L2 from 5.750, where the pairs first held the target, to 2.875 (50% of it)" in report
     robust = robust_findings(_robust_results("mnist"))
     assert robust["scores"]["robust"]["pgd"] == 0.912
     assert "the standard model keeps 0.0% under PGD-40 with 3 restarts, the robust model 91.2%" in report
@@ -144,6 +148,21 @@ def test_lab_report_cites_the_numbers_of_the_saved_results(tmp_path):
     assert "4 disgust faces against 80 happiness faces (20 times as many)" in report
     assert "| disgust | 4 |" in report
     assert "not run yet; `tapelab gradients` makes it" in report and "`tapelab backprop-check" in report
+
+
+@pytest.mark.parametrize("dataset, linf, verdict", [
+    ("cifar10", 6 / 255, "That is within the 8/255 budget"),
+    ("cifar10", 9 / 255, "That is 1.12 times the 8/255 budget commonly taken as imperceptible, just above it"),
+    ("cifar10", 24 / 255, "That is 3.0 times the 8/255 budget commonly taken as imperceptible: the changes are "
+                          "visible."),
+    ("mnist", 24 / 255, "the changes are visible, as grey smudges"),
+])
+def test_perceptibility_is_judged_from_the_measured_change(dataset, linf, verdict):
+    from tapelab.attacks.lab_sections import _perceptibility
+
+    findings = {"dataset": dataset, "pixels": 100, "generator_rms_per_pixel": 0.01, "mean_first_success_l2": None,
+                "methods": {"generator": {"mean_l2": 0.1, "mean_linf": linf}}}
+    assert verdict in _perceptibility(findings)
 
 
 def test_emotion_section_says_which_faces_the_model_was_chosen_on():
