@@ -207,6 +207,7 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert summary["cnn"]["mirror_average"] and "net_test_accuracy" in summary
     evaluation = json.loads((results / "eval_validation.json").read_text())
     assert evaluation["count"] == 7 and not (results / "eval_test.json").exists()
+    assert evaluation["train_class_counts"] == [6] * 7  # all of Training, both parts
     assert summary["test_accuracy"] == pytest.approx(evaluation["accuracy"])  # its held-out faces: validation
     assert description["metrics"]["validation"]["accuracy"] == pytest.approx(evaluation["accuracy"])
     assert "the net alone" in (results / "fer2013_emotion.md").read_text()

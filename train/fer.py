@@ -159,9 +159,11 @@ def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, tta: boo
 
 
 def _training_counts(data_dir) -> list[int] | None:
-    """Training faces per emotion, for reading per-class results (None when the folder has no Training split)."""
+    """FER2013 Training's faces per emotion (both its parts), for reading per-class results (None when the folder
+    has no Training split)."""
     try:
-        return split_class_counts(data_dir, "train")
+        parts = [split_class_counts(data_dir, part) for part in ("train", "validation")]
+        return [sum(counts) for counts in zip(*parts)]
     except DataError:
         return None
 
