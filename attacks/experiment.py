@@ -267,11 +267,19 @@ def write_attack_report(out_dir) -> Path:
     return write_atomic(out_dir / "report.md", "\n".join(text))
 
 
+
+def mean_first_success_l2(pairs: list[dict]) -> float | None:
+    """Mean L2 of the successful generator `pairs` when they first held the target, before the minimal phase
+    shrank it (None when no pair recorded one)."""
+    recorded = [p["first_success_l2"] for p in pairs if p["success"] and p.get("first_success_l2") is not None]
+    return float(np.mean(recorded)) if recorded else None
+
+
 def _first_success_note(pairs: list[dict]) -> str:
     """How much the minimal phase shrank the change, over the pairs whose first success was recorded."""
-    shrunk = [p for p in pairs if p["success"] and p.get("first_success_l2") is not None]
-    if not shrunk:
+    first = mean_first_success_l2(pairs)
+    if first is None:
         return ""
-    first, final = np.mean([p["first_success_l2"] for p in shrunk]), np.mean([p["l2"] for p in shrunk])
+    final = np.mean([p["l2"] for p in pairs if p["success"] and p.get("first_success_l2") is not None])
     return (f" Mean L2 when the pairs first held the target: {first:.3f}; after the minimal phase: {final:.3f} "
             f"({final / first:.0%}).")

@@ -7,7 +7,7 @@ each `*_section` function turns them into Markdown.
 
 import numpy as np
 
-from tapelab.attacks.experiment import method_summary
+from tapelab.attacks.experiment import mean_first_success_l2, method_summary
 from tapelab.core.data import dataset_title
 
 # The L-infinity budget the literature commonly treats as imperceptible on 8-bit images (Madry et al. 2018).
@@ -37,11 +37,10 @@ def attack_findings(results: dict, images: dict) -> dict:
     sources = images["sources"]
     pixels = int(np.prod(sources.shape[1:]))
     generator = methods["generator"]
-    shrunk = [p for p in won if p.get("first_success_l2") is not None]
     return {
         "dataset": results["dataset"],
         "settings": results["generator"],
-        "mean_first_success_l2": float(np.mean([p["first_success_l2"] for p in shrunk])) if shrunk else None,
+        "mean_first_success_l2": mean_first_success_l2(won),
         "classifier_accuracy": results.get("classifier", {}).get("test_accuracy"),
         "pairs": len(pairs),
         "pixels": pixels,

@@ -82,15 +82,26 @@ def load_fer_split(data_dir, split: str, skip_bad: bool = False):
     return x, one_hot(labels, len(EMOTIONS)), skipped
 
 
-def _read_fer(data_dir: Path, split: str, skip_bad: bool):
-    """Faces, labels and skipped count of the whole data the split is read from, in load order."""
-    folder_name, usage = SPLITS[split]
+def _split_source(data_dir: Path, split: str) -> tuple[str, Path] | None:
+    """Where a split is read from, ("csv", the file) or ("folder", the split's folder), looked for in
+    `data_dir` and then in `data_dir/fer2013`, the CSV first; None when neither is there."""
     for root in (data_dir, data_dir / "fer2013"):
         if (root / "fer2013.csv").is_file():
-            return _read_fer_csv(root / "fer2013.csv", usage, skip_bad)
-        if (root / folder_name).is_dir():
-            return read_image_folders(root / folder_name, KAGGLE_FOLDERS, grayscale=True,
-                                      transform=preprocess_face, skip_unreadable=skip_bad)
+            return "csv", root / "fer2013.csv"
+        if (root / SPLITS[split][0]).is_dir():
+            return "folder", root / SPLITS[split][0]
+    return None
+
+
+def _read_fer(data_dir: Path, split: str, skip_bad: bool):
+    """Faces, labels and skipped count of the whole data the split is read from, in load order."""
+    source = _split_source(data_dir, split)
+    if source and source[0] == "csv":
+        return _read_fer_csv(source[1], SPLITS[split][1], skip_bad)
+    if source:
+        return read_image_folders(source[1], KAGGLE_FOLDERS, grayscale=True, transform=preprocess_face,
+                                  skip_unreadable=skip_bad)
+    folder_name = SPLITS[split][0]
     raise DataError(
         f"no FER2013 {split} split under {data_dir}: expected fer2013.csv or {folder_name}/EMOTION/*.jpg "
         f"(folders {', '.join(KAGGLE_FOLDERS)}), directly or under fer2013/"
@@ -100,31 +111,33 @@ def _read_fer(data_dir: Path, split: str, skip_bad: bool):
 def split_class_counts(data_dir, split: str) -> list[int]:
     """Faces per emotion (product order) in one split: image files counted without decoding them, or CSV
     rows read; an error as `load_fer_split`'s when the split is not there."""
-    for root in (Path(data_dir), Path(data_dir) / "fer2013"):
-        folder = root / SPLITS[split][0]
-        if not (root / "fer2013.csv").is_file() and folder.is_dir():
-            counts = np.array([sum(1 for path in (folder / name).glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
-                               if (folder / name).is_dir() else 0 for name in KAGGLE_FOLDERS])
-            if SPLITS[split][1] == "Training":
-                carved = validation_counts(counts)
-                counts = carved if split == "validation" else counts - carved
-            return counts.tolist()
-    return [int(count) for count in load_fer_split(data_dir, split)[1].sum(axis=0)]
+    source = _split_source(Path(data_dir), split)
+    if not source or source[0] == "csv":
+        return [int(count) for count in load_fer_split(data_dir, split)[1].sum(axis=0)]
+    folder = source[1]
+    counts = np.array([sum(1 for path in (folder / name).glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+                       if (folder / name).is_dir() else 0 for name in KAGGLE_FOLDERS])
+    if SPLITS[split][1] == "Training":
+        carved = validation_counts(counts)
+        counts = carved if split == "validation" else counts - carved
+    return counts.tolist()
 
 
 def validation_record(data_dir) -> dict:
     """The carved validation split, for the record: seed, fraction, faces per class, and each face's
     position in Training's load order and, for the folder form, its file (`train/FOLDER/NAME`)."""
-    _, labels, _ = _read_fer(Path(data_dir), "validation", skip_bad=False)
+    source = _split_source(Path(data_dir), "validation")
+    if source and source[0] == "folder":  # the labels are the folders': no image needs decoding
+        paths, labels = class_image_paths(source[1], KAGGLE_FOLDERS)
+        labels = np.asarray(labels)
+    else:
+        paths, (_, labels, _) = None, _read_fer(Path(data_dir), "validation", skip_bad=False)
     carved = carve_validation(labels)
     record = {"seed": VALIDATION_SEED, "fraction": VALIDATION_FRACTION,
               "per_class": dict(zip(EMOTIONS, np.bincount(labels[carved], minlength=len(EMOTIONS)).tolist())),
               "positions": carved.tolist()}
-    for root in (Path(data_dir), Path(data_dir) / "fer2013"):
-        if not (root / "fer2013.csv").is_file() and (root / "train").is_dir():
-            paths, _ = class_image_paths(root / "train", KAGGLE_FOLDERS)
-            record["files"] = [paths[index].relative_to(root).as_posix() for index in carved]
-            break
+    if paths:
+        record["files"] = [paths[index].relative_to(source[1].parent).as_posix() for index in carved]
     return record
 
 

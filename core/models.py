@@ -95,6 +95,16 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{net.name}_mirror_averaged")
 
 
+def save_model(model: keras.Model, path) -> Path:
+    """Save `model` as `.h5` through a partial file renamed over `path`, so an interrupted save never leaves a
+    damaged model where a good one was."""
+    path = Path(path)
+    temporary = path.with_name(f".partial.{path.name}")
+    model.save(temporary)
+    temporary.replace(path)
+    return path
+
+
 def averaged_ensemble(members: list[keras.Model], name: str) -> keras.Model:
     """One model whose output is the mean of `members`' outputs (nets trained in separate runs, each
     perhaps `mirror_averaged`): networks that err differently are right more often on average, and the

@@ -19,7 +19,7 @@ from tapelab.core.data import ImageData, load_cifar10, load_mnist
 from tapelab.core.errors import ConfigError, DataError
 from tapelab.core.fer import load_fer2013
 from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
-from tapelab.core.models import PRECISIONS, build_cnn, mirror_averaged
+from tapelab.core.models import PRECISIONS, build_cnn, mirror_averaged, save_model
 from tapelab.train.config import TrainConfig
 from tapelab.train.curves import plot_classifier_curves
 from tapelab.train.loop import Trainer
@@ -160,10 +160,7 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
         net_scores = {"net_test_accuracy": float(net_accuracy), "net_test_loss": float(net_loss)}
         model = mirror_averaged(model)
         trainer = Trainer(model, train_config)
-    model_path = Path(out_dir) / f"{model_name}.h5"
-    temporary = model_path.with_name(f".partial.{model_path.name}")
-    model.save(temporary)
-    temporary.replace(model_path)
+    model_path = save_model(model, Path(out_dir) / f"{model_name}.h5")
     test_loss, test_accuracy = trainer.evaluate(data.x_test, data.y_test)
     summary = {
         "command": command,

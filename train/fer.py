@@ -17,7 +17,7 @@ from tapelab.core.faces import FaceDetector
 from tapelab.core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face, split_class_counts
 from tapelab.core.io import ensure_writable_dir, load_json, save_figure, save_json, write_atomic
 from tapelab.core.lite import LiteModel
-from tapelab.core.models import averaged_ensemble, load_model_file, model_crop_margin
+from tapelab.core.models import averaged_ensemble, load_model_file, model_crop_margin, save_model
 from tapelab.core.shipped import MODELS_DIR
 from tapelab.train.classifier import ClassifierSpec, run_classifier
 
@@ -73,10 +73,7 @@ def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_di
         raise ConfigError("the ensemble's members were trained on different data (their data fingerprints differ); "
                           "train every member on the same FER2013 files")
     model = averaged_ensemble([load_emotion_model(path) for path in member_paths], name=f"{MODEL_NAME}_ensemble")
-    model_path = Path(ensure_writable_dir(out_dir)) / f"{MODEL_NAME}.h5"
-    temporary = model_path.with_name(f".partial.{model_path.name}")
-    model.save(temporary)
-    temporary.replace(model_path)
+    model_path = save_model(model, Path(ensure_writable_dir(out_dir)) / f"{MODEL_NAME}.h5")
     metrics = evaluate_split(load_emotion_model(model_path), data_dir, "validation")
     write_evaluation(metrics, out_dir, command)
     summary = {"command": command, "members": records, "data_fingerprint": fingerprints.pop(),
