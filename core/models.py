@@ -58,6 +58,7 @@ def dense_layers(model: keras.Model) -> list:
 
 
 CENTRE_CROP_LAYER = "centre_crop"
+MIRROR_AVERAGE_LAYER = "mirror_average"
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
@@ -91,8 +92,16 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     to_columns_last, back = keras.layers.Permute((1, 3, 2)), keras.layers.Permute((1, 3, 2))
     mirrored = back(mirror(to_columns_last(inputs)))
     mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])
-    outputs = keras.layers.Average(name="mirror_average")([net(inputs), net(mirrored)])
+    outputs = keras.layers.Average(name=MIRROR_AVERAGE_LAYER)([net(inputs), net(mirrored)])
     return keras.Model(inputs, outputs, name=f"{net.name}_mirror_averaged")
+
+
+def without_mirror(model: keras.Model) -> keras.Model:
+    """The net inside a `mirror_averaged` wrapper, or `model` itself when it is not one: an ensemble can then
+    average its members' nets and decide once whether the whole average also takes the mirror pass."""
+    if MIRROR_AVERAGE_LAYER not in {layer.name for layer in model.layers}:
+        return model
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
 def save_model(model: keras.Model, path) -> Path:

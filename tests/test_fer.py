@@ -19,7 +19,7 @@ from tapelab.core.fer import (
     validation_record,
 )
 from tapelab.core.lite import LiteModel
-from tapelab.core.models import build_cnn, mirror_averaged, model_crop_margin
+from tapelab.core.models import MIRROR_AVERAGE_LAYER, build_cnn, mirror_averaged, model_crop_margin, without_mirror
 from tapelab.train.fer import (
     SHIPPED_MODEL,
     classification_metrics,
@@ -257,6 +257,18 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert description["training"]["train_seconds"] == pytest.approx(sum(times))
     assert [m["train"]["seed"] for m in description["training"]["members"]] == [1, 2]
     assert description["metrics"]["validation"]["count"] == 7
+    assert description["training"]["mirror_average"] is True
+    # Without the mirror pass: the mean of the members' nets over the faces alone, half the passes.
+    single_pass = tmp_path / "single_pass"
+    assert main(["fer", "ensemble", *map(str, members), "--data-dir", str(tmp_path / "data"), "--out",
+                 str(single_pass), "--no-mirror"]) == 0
+    nets = [without_mirror(load_emotion_model(path)) for path in members]
+    assert all(MIRROR_AVERAGE_LAYER not in {layer.name for layer in net.layers} for net in nets)
+    unmirrored = np.mean([net(faces).numpy() for net in nets], axis=0)
+    assert not np.allclose(unmirrored, expected, rtol=1e-3)  # the mirror pass changes the output
+    np.testing.assert_allclose(load_emotion_model(single_pass / "fer2013_emotion.h5")(faces).numpy(), unmirrored,
+                               rtol=1e-5)
+    assert json.loads((single_pass / "fer2013_emotion.json").read_text())["training"]["mirror_average"] is False
     # Members trained on other data cannot be averaged, and an existing model is not replaced silently.
     record = json.loads(members[1].with_suffix(".json").read_text())
     record["training"]["data_fingerprint"] = "other"

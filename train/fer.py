@@ -17,7 +17,14 @@ from tapelab.core.faces import FaceDetector
 from tapelab.core.fer import EMOTIONS, FACE_SIZE, load_fer_split, preprocess_face, split_class_counts
 from tapelab.core.io import ensure_writable_dir, load_json, save_figure, save_json, write_atomic
 from tapelab.core.lite import LiteModel
-from tapelab.core.models import averaged_ensemble, load_model_file, model_crop_margin, save_model
+from tapelab.core.models import (
+    averaged_ensemble,
+    load_model_file,
+    mirror_averaged,
+    model_crop_margin,
+    save_model,
+    without_mirror,
+)
 from tapelab.core.shipped import MODELS_DIR
 from tapelab.train.classifier import ClassifierSpec, run_classifier
 
@@ -37,7 +44,7 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
         "preprocessing": PREPROCESSING,
         "training": {key: summary[key]
                      for key in ("command", "train", "cnn", "best_epoch", "train_seconds", "eval_seconds",
-                                 "data_fingerprint", "members") if key in summary},
+                                 "data_fingerprint", "members", "mirror_average") if key in summary},
         "metrics": metrics,
     }
     return save_json(Path(model_path).with_suffix(".json"), description)
@@ -63,20 +70,24 @@ def _headline(metrics: dict) -> dict:
     return {key: metrics[key] for key in ("accuracy", "macro_f1", "count")}
 
 
-def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_dir) -> dict:
-    """Average the emotion models at `member_paths` (each trained by `train_emotion_model` on the same data)
-    into one `.h5` (`averaged_ensemble`), score it on the validation faces and write it with its JSON into
-    `out_dir`: the members' training records, their summed training time, the validation metrics."""
+def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_dir, mirror_average: bool = True) -> dict:
+    """Average the nets of the emotion models at `member_paths` (each trained by `train_emotion_model` on the
+    same data) into one `.h5` (`averaged_ensemble`), over each face and its mirror image when `mirror_average`
+    (two passes of every net per call, or one without), score it on the validation faces and write it with its
+    JSON into `out_dir`: the members' training records, their summed training time, the validation metrics."""
     records = [load_json(Path(path).with_suffix(".json"))["training"] for path in member_paths]
     fingerprints = {record["data_fingerprint"] for record in records}
     if len(fingerprints) > 1:
         raise ConfigError("the ensemble's members were trained on different data (their data fingerprints differ); "
                           "train every member on the same FER2013 files")
-    model = averaged_ensemble([load_emotion_model(path) for path in member_paths], name=f"{MODEL_NAME}_ensemble")
+    nets = [without_mirror(load_emotion_model(path)) for path in member_paths]
+    members = [mirror_averaged(net) for net in nets] if mirror_average else nets  # mirror inside: .h5 keeps
+    model = averaged_ensemble(members, name=f"{MODEL_NAME}_ensemble")           # one net per weight group
     model_path = save_model(model, Path(ensure_writable_dir(out_dir)) / f"{MODEL_NAME}.h5")
     metrics = evaluate_split(load_emotion_model(model_path), data_dir, "validation")
     write_evaluation(metrics, out_dir, command)
-    summary = {"command": command, "members": records, "data_fingerprint": fingerprints.pop(),
+    summary = {"command": command, "members": records, "mirror_average": mirror_average,
+               "data_fingerprint": fingerprints.pop(),
                "train_seconds": sum(record["train_seconds"] for record in records)}
     describe_model(model_path, summary, {"validation": _headline(metrics)})
     return metrics
