@@ -9,11 +9,12 @@ CONFUSIONS_SHOWN = 3
 
 
 def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, latency: dict | None, *,
-                     validation: dict | None = None, chosen_on_validation: bool = False) -> dict:
+                     validation: dict | None = None, model: dict | None = None) -> dict:
     """Figures for the section: `evaluation`, `tta` and `validation` are `tapelab fer eval` JSONs (PublicTest in
     one call and ten-crop, the validation faces carved from Training), `realtime` and `latency` the JSONs of
-    scripts/bench_realtime.py and scripts/bench_fer.py; `chosen_on_validation`: whether the model's epochs and
-    ensemble were chosen on the validation faces (its JSON has their scores) rather than on PublicTest."""
+    scripts/bench_realtime.py and scripts/bench_fer.py, `model` the JSON beside the shipped `.h5`: it says whether
+    the model's epochs and ensemble were chosen on the validation faces (it holds their scores) rather than on
+    PublicTest, and how many nets it averages, each over how many views."""
     confusion = np.asarray(evaluation["confusion"], dtype=float)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     off_diagonal = [(rates[t, p], t, p) for t in range(len(EMOTIONS)) for p in range(len(EMOTIONS)) if t != p]
@@ -29,7 +30,8 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
         "train_class_counts": dict(zip(EMOTIONS, counts)) if counts else None,
         "validation": ({"accuracy": validation["accuracy"], "count": validation["count"],
                         "command": validation["command"]} if validation else None),
-        "chosen_on_validation": chosen_on_validation,
+        "chosen_on_validation": "validation" in (model or {}).get("metrics", {}),
+        "nets": _nets(model or {}),
         "worst_recall": min(per_class, key=lambda name: per_class[name]["recall"]),
         "best_recall": max(per_class, key=lambda name: per_class[name]["recall"]),
     }
@@ -42,6 +44,40 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
                                "litert_four_faces_p50_ms": latency["litert_batch_4_p50_ms"],
                                "command": latency["command"]}
     return findings
+
+
+def _nets(model: dict) -> dict:
+    """How the shipped model computes: its nets (one per training run, with what each run recorded: the command,
+    seed, epochs, best epoch and time) and whether each net also sees the mirror image (two passes, not one)."""
+    training = model.get("training", {})
+    runs = training.get("members", [training])
+    mirror = training.get("mirror_average", training.get("cnn", {}).get("mirror_average", False))
+    members = [{"command": run.get("command"), "seed": run.get("train", {}).get("seed"),
+                "epochs": run.get("train", {}).get("epochs"), "best_epoch": run.get("best_epoch"),
+                "train_seconds": run.get("train_seconds")} for run in runs]
+    return {"members": members, "mirror": bool(mirror), "passes": len(members) * (2 if mirror else 1)}
+
+
+def _passes_phrase(nets: dict) -> str:
+    count = len(nets["members"])
+    views = "the face and its mirror image" if nets["mirror"] else "the face alone"
+    nets_phrase = f"{count} nets, each" if count > 1 else "one net"
+    return f"{nets['passes']} net pass{'es' if nets['passes'] > 1 else ''}: {nets_phrase} over {views}"
+
+
+def _members_table(nets: dict) -> list[str]:
+    """The training runs behind the shipped model, with their commands and times (the compute it cost)."""
+    members = nets["members"]
+    if len(members) < 2 or any(member["train_seconds"] is None for member in members):
+        return []
+    total = sum(member["train_seconds"] for member in members)
+    lines = [f"The model averages {len(members)} nets trained in separate runs ({_passes_phrase(nets)}); their "
+             f"training took {total / 3600:.2f} hours of this 2-core machine in all:", "",
+             "| net | seed | epochs | kept epoch (best on validation) | training time (min) | command |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {index} | {m['seed']} | {m['epochs']} | {m['best_epoch']} | {m['train_seconds'] / 60:.0f} | "
+              f"`{m['command']}` |" for index, m in enumerate(members)]
+    return [*lines, ""]
 
 
 def _class_sentence(f: dict) -> str:
@@ -103,12 +139,14 @@ def emotion_section(f: dict, folder: str) -> str:
         lines.append(f"| {name} | {training} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | "
                      f"{c['support']} |")
     lines += ["", f"![confusion]({folder}/eval_test_confusion.png)", "",
+              *_members_table(f["nets"]),
               "**Per class, and why.** " + _class_sentence(f), "", "**Main confusions.** " + _confusion_sentence(f), ""]
     if "latency" in f or "realtime" in f:
         text = "**Speed.**"
         if "latency" in f:
             lat = f["latency"]
-            text += (f" One face takes {lat['litert_one_face_p50_ms']:.2f} ms (median, LiteRT, both mirror passes), "
+            text += (f" One face takes {lat['litert_one_face_p50_ms']:.2f} ms (median, LiteRT, "
+                     f"{_passes_phrase(f['nets'])}), "
                      f"four faces {lat['litert_four_faces_p50_ms']:.2f} ms (`{lat['command']}`).")
         if "realtime" in f:
             rt = f["realtime"]
