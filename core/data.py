@@ -25,13 +25,16 @@ CIFAR10_BATCHES = (*(f"data_batch_{index}" for index in range(1, 6)), "test_batc
 
 @dataclass
 class ImageData:
-    """Train and test splits; x is (N, H, W, C) float32 in [0, 1], y is (N, classes) one-hot."""
+    """Train and held-out splits; x is (N, H, W, C) float32 in [0, 1], y is (N, classes) one-hot. `held_out`
+    names what x_test holds: the test split, or a validation split carved from training data (FER2013), so
+    logs and reports call the scores training keeps its epoch on by their name."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple
+    held_out: str = "test"
 
     @property
     def num_classes(self) -> int:

@@ -148,7 +148,7 @@ def load_fer2013(data_dir, skip_bad: bool = False) -> ImageData:
     x_val, y_val, _ = load_fer_split(data_dir, "validation", skip_bad)
     if skipped:
         print(f"skipped {skipped} bad Training items")
-    return ImageData(x_train, y_train, x_val, y_val, EMOTIONS)
+    return ImageData(x_train, y_train, x_val, y_val, EMOTIONS, held_out="validation")
 
 
 def _read_fer_csv(path: Path, usage: str, skip_bad: bool):

@@ -211,6 +211,9 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     assert summary["test_accuracy"] == pytest.approx(evaluation["accuracy"])  # its held-out faces: validation
     assert description["metrics"]["validation"]["accuracy"] == pytest.approx(evaluation["accuracy"])
     assert "the net alone" in (results / "fer2013_emotion.md").read_text()
+    assert summary["held_out"] == "validation"  # what the log, the page and the curves call the kept-epoch scores
+    assert "Validation accuracy **" in (results / "fer2013_emotion.md").read_text()
+    assert "| validation loss | validation accuracy |" in (results / "fer2013_emotion.md").read_text()
     assert (results / "fer2013_emotion_curves.png").exists()
     assert "![learning curves](fer2013_emotion_curves.png)" in (results / "fer2013_emotion.md").read_text()
     assert (results / "eval_validation_confusion.png").exists() and (results / "eval_validation.md").exists()

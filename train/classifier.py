@@ -149,7 +149,8 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
         model = build(**cnn.net_settings())
     trainer = Trainer(model, train_config, strategy, perturb=perturb)
     history = trainer.fit(data.x_train, data.y_train, data.x_test, data.y_test, name=model_name,
-                          progress=progress, checkpoint_dir=out_dir / f".{model_name}_checkpoint")
+                          progress=progress, checkpoint_dir=out_dir / f".{model_name}_checkpoint",
+                          held_out=data.held_out)
     if cnn.precision != "float32":  # ship, and score, the float32 net that every loader expects
         model = build(**{**cnn.net_settings(), "precision": "float32"})
         model.set_weights(trainer.model.get_weights())
@@ -171,6 +172,7 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
         "parameters": parameters,
         "cnn": dataclasses.asdict(cnn),
         "train": dataclasses.asdict(train_config),
+        "held_out": data.held_out,  # the split the test_* scores (and the kept epoch) are measured on
         "test_accuracy": float(test_accuracy),  # of the saved weights (the best epoch with keep_best)
         "test_loss": float(test_loss),
         **net_scores,  # with mirror_average: the net alone, one pass
@@ -195,16 +197,17 @@ def run_classifier(spec: ClassifierSpec, out_dir, command: str = "", *, models_d
 
 def write_classifier_summary(summary: dict, results_dir) -> None:
     """The summary as JSON and as a short Markdown page with the learning curve, plotted and as a table."""
-    name = Path(summary["model"]).stem
+    name, held_out = Path(summary["model"]).stem, summary.get("held_out", "test")
     save_json(Path(results_dir) / f"{name}.json", summary)
     plot_classifier_curves({name: summary}, Path(results_dir) / f"{name}_curves.png")
     lines = [f"# CNN classifier, {summary['dataset']}", "", f"Produced by `{summary['command']}`.", "",
-             f"Test accuracy **{summary['test_accuracy']:.4f}** (loss {summary['test_loss']:.4f}) after "
-             f"{summary['train_seconds']:.0f} s of training on {os.cpu_count()} CPU cores (and "
-             f"{summary['eval_seconds']:.0f} s evaluating the test set for the learning curve); "
+             f"{held_out.capitalize()} accuracy **{summary['test_accuracy']:.4f}** (loss {summary['test_loss']:.4f}) "
+             f"after {summary['train_seconds']:.0f} s of training on {os.cpu_count()} CPU cores (and "
+             f"{summary['eval_seconds']:.0f} s evaluating the {held_out} set for the learning curve); "
              f"{summary['parameters']:,} parameters." + _mirror_note(summary), "",
              f"![learning curves]({name}_curves.png)", "",
-             "| epoch | train loss | train accuracy | test loss | test accuracy |", "|---|---|---|---|---|"]
+             f"| epoch | train loss | train accuracy | {held_out} loss | {held_out} accuracy |",
+             "|---|---|---|---|---|"]
     lines += [f"| {r['epoch']:.2f} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | {r['test_loss']:.4f} | "
               f"{r['test_accuracy']:.4f} |" for r in summary["records"]]
     write_atomic(Path(results_dir) / f"{name}.md", "\n".join(lines) + "\n")

@@ -45,7 +45,8 @@ def load_summaries(paths) -> dict[str, dict]:
 
 
 def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
-    """Loss and accuracy against epochs: test solid, train dashed, one colour per run, the kept epoch starred."""
+    """Loss and accuracy against epochs: held-out split (test or validation) solid, train dashed, one colour per
+    run, the kept epoch starred."""
     figure = Figure(figsize=(13, 4.8))
     axes = figure.subplots(1, 2)
     for index, (label, summary) in enumerate(summaries.items()):
@@ -63,8 +64,9 @@ def plot_classifier_curves(summaries: dict[str, dict], path) -> Path:
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(True, alpha=0.3)
-    axes[1].legend(fontsize=8, title="run (kept test accuracy)", title_fontsize=8)
-    figure.suptitle("Learning curves: test solid, train dashed (mean over the epoch's steps, augmented), "
+    held_out = " or ".join(sorted({summary.get("held_out", "test") for summary in summaries.values()}))
+    axes[1].legend(fontsize=8, title=f"run (kept {held_out} accuracy)", title_fontsize=8)
+    figure.suptitle(f"Learning curves: {held_out} solid, train dashed (mean over the epoch's steps, augmented), "
                     "star = kept epoch")
     return save_figure(figure, path)
 

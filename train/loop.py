@@ -137,9 +137,11 @@ class Trainer:
                 self.optimizer = make_optimizer(self.config, total_steps)
                 self.optimizer.build(self.model.trainable_variables)
 
-    def fit(self, x_train, y_train, x_test, y_test, name="model", progress=True, checkpoint_dir=None) -> History:
+    def fit(self, x_train, y_train, x_test, y_test, name="model", progress=True, checkpoint_dir=None,
+            held_out="test") -> History:
         """Train for `config.epochs`; with `checkpoint_dir`, save after every epoch and resume
-        from a checkpoint of the same settings left there by an interrupted run."""
+        from a checkpoint of the same settings left there by an interrupted run. `held_out` names the split
+        x_test holds, for the log."""
         config = self.config
         x_train, y_train = tf.constant(x_train), tf.constant(y_train)
         steps_per_epoch = math.ceil(int(x_train.shape[0]) / config.batch_size)
@@ -169,7 +171,7 @@ class Trainer:
             if improved:
                 history.best_epoch = epoch + 1
                 best_weights = self.model.get_weights() if config.keep_best else None
-            tqdm.write(f"{name} epoch {epoch + 1}/{config.epochs}: " + _describe(history.final)
+            tqdm.write(f"{name} epoch {epoch + 1}/{config.epochs}: " + _describe(history.final, held_out)
                        + (" (best so far)" if improved else ""))
             if checkpoint_dir:
                 save_checkpoint(checkpoint_dir, self, history, rng, epoch + 1, data,
@@ -232,9 +234,9 @@ class Trainer:
         return best
 
 
-def _describe(record) -> str:
+def _describe(record, held_out: str) -> str:
     return (f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}, "
-            f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}")
+            f"{held_out} loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}")
 
 
 def _class_weights(y_one_hot, power):
