@@ -59,6 +59,7 @@ def dense_layers(model: keras.Model) -> list:
 
 CENTRE_CROP_LAYER = "centre_crop"
 MIRROR_AVERAGE_LAYER = "mirror_average"
+ENSEMBLE_AVERAGE_LAYER = "ensemble_average"
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
@@ -128,8 +129,17 @@ def averaged_ensemble(members: list[keras.Model], name: str) -> keras.Model:
     inputs = keras.Input(shape=shapes.pop())
     renamed = [keras.Model(member.inputs[0], member.outputs[0], name=f"member_{index}")
                for index, member in enumerate(members)]
-    averaged = keras.layers.Average(name="ensemble_average")([member(inputs) for member in renamed])
+    averaged = keras.layers.Average(name=ENSEMBLE_AVERAGE_LAYER)([member(inputs) for member in renamed])
     return keras.Model(inputs, averaged, name=name)
+
+
+def member_nets(model: keras.Model) -> list[keras.Model]:
+    """The nets that `model` averages, each `without_mirror`: an `averaged_ensemble`'s members, or the model's one
+    net. An ensemble can then grow by a net trained later without the earlier runs' files: the shipped `.h5`
+    holds their nets."""
+    if ENSEMBLE_AVERAGE_LAYER not in {layer.name for layer in model.layers}:
+        return [without_mirror(model)]
+    return [without_mirror(layer) for layer in model.layers if isinstance(layer, keras.Model)]
 
 
 def build_cnn(

@@ -128,7 +128,8 @@ def add_fer_parser(commands) -> None:
                                            description="Average the outputs of emotion models trained in "
                                            "separate runs into one plain-Keras fer2013_emotion.h5 with its JSON, "
                                            "scored on the validation faces.")
-    fer_ensemble.add_argument("members", type=Path, nargs="+", help="the members' .h5 files (two or more)")
+    fer_ensemble.add_argument("members", type=Path, nargs="+",
+                              help="the members' .h5 files: trained models, or ensembles whose nets join one by one")
     fer_ensemble.add_argument("--data-dir", type=Path, required=True, help="FER2013, for the validation score")
     fer_ensemble.add_argument("--out", type=Path, default=Path("runs/fer_ensemble"), help="folder for the model")
     fer_ensemble.add_argument("--no-mirror", action="store_true",

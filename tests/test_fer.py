@@ -241,13 +241,14 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
 
     _write_folders(tmp_path / "data", per_class=4)
     members = []
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         models = tmp_path / f"member{seed}"
         assert main(["fer", "train", "--data-dir", str(tmp_path / "data"), "--out", str(models), "--results",
                      str(models / "results"), "--epochs", "1", "--widths", "4", "--convs-per-stage", "1",
                      "--dense-units", "8", "--batch-size", "8", "--seed", str(seed), "--crop-margin", "2",
                      "--quiet"]) == 0
         members.append(models / "fer2013_emotion.h5")
+    members, later = members[:2], members[2]
     out = tmp_path / "ensemble"
     assert main(["fer", "ensemble", *map(str, members), "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 0
     faces = np.stack([preprocess_face(_face(label, 9)) for label in range(7)])
@@ -272,6 +273,20 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     np.testing.assert_allclose(load_emotion_model(single_pass / "fer2013_emotion.h5")(faces).numpy(), unmirrored,
                                rtol=1e-5)
     assert json.loads((single_pass / "fer2013_emotion.json").read_text())["training"]["mirror_average"] is False
+    # An ensemble grows by a net trained later: its nets join one by one, each weighing a third.
+    grown = tmp_path / "grown"
+    assert main(["fer", "ensemble", str(out / "fer2013_emotion.h5"), str(later), "--data-dir",
+                 str(tmp_path / "data"), "--out", str(grown)]) == 0
+    three = np.mean([load_emotion_model(path)(faces).numpy() for path in [*members, later]], axis=0)
+    np.testing.assert_allclose(load_emotion_model(grown / "fer2013_emotion.h5")(faces).numpy(), three, rtol=1e-5)
+    grown_training = json.loads((grown / "fer2013_emotion.json").read_text())["training"]
+    assert [m["train"]["seed"] for m in grown_training["members"]] == [1, 2, 3]
+    assert grown_training["train_seconds"] == pytest.approx(description["training"]["train_seconds"] + json.loads(
+        later.with_suffix(".json").read_text())["training"]["train_seconds"])
+    capsys.readouterr()
+    assert main(["fer", "ensemble", str(out / "fer2013_emotion.h5"), str(members[0]), "--data-dir",
+                 str(tmp_path / "data"), "--out", str(tmp_path / "twice")]) == 2
+    assert "among the members twice" in capsys.readouterr().err
     # Members trained on other data cannot be averaged, and an existing model is not replaced silently.
     record = json.loads(members[1].with_suffix(".json").read_text())
     record["training"]["data_fingerprint"] = "other"

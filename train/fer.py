@@ -2,6 +2,7 @@
 
     tapelab fer train --data-dir ../shared/datasets/fer2013 --seed 1 --out runs/fer_1
     tapelab fer ensemble runs/fer_1/fer2013_emotion.h5 runs/fer_2/fer2013_emotion.h5 --data-dir ... --out runs/fer_12
+    tapelab fer ensemble runs/fer_12/fer2013_emotion.h5 runs/fer_3/fer2013_emotion.h5 --data-dir ... --out runs/fer_123
     tapelab fer eval --model runs/fer_12/fer2013_emotion.h5 --data ../shared/datasets/fer2013 --split test --record
     tapelab fer predict photo.jpg
 """
@@ -20,10 +21,10 @@ from tapelab.core.lite import LiteModel
 from tapelab.core.models import (
     averaged_ensemble,
     load_model_file,
+    member_nets,
     mirror_averaged,
     model_crop_margin,
     save_model,
-    without_mirror,
 )
 from tapelab.core.shipped import MODELS_DIR
 from tapelab.train.classifier import ClassifierSpec, run_classifier
@@ -72,15 +73,21 @@ def _headline(metrics: dict) -> dict:
 
 def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_dir, mirror_average: bool = True) -> dict:
     """Average the nets of the emotion models at `member_paths` (each trained by `train_emotion_model` on the
-    same data) into one `.h5` (`averaged_ensemble`), over each face and its mirror image when `mirror_average`
-    (two passes of every net per call, or one without), score it on the validation faces and write it with its
-    JSON into `out_dir`: the members' training records, their summed training time, the validation metrics."""
-    records = [load_json(Path(path).with_suffix(".json"))["training"] for path in member_paths]
-    fingerprints = {record["data_fingerprint"] for record in records}
+    same data, or an ensemble of such: its nets join one by one) into one `.h5` (`averaged_ensemble`), over each
+    face and its mirror image when `mirror_average` (two passes of every net per call, or one without), score it
+    on the validation faces and write it with its JSON into `out_dir`: the nets' training records, their summed
+    training time, the validation metrics."""
+    trainings = [load_json(Path(path).with_suffix(".json"))["training"] for path in member_paths]
+    records = [record for training in trainings for record in training.get("members", [training])]
+    fingerprints = {training["data_fingerprint"] for training in trainings}
     if len(fingerprints) > 1:
         raise ConfigError("the ensemble's members were trained on different data (their data fingerprints differ); "
                           "train every member on the same FER2013 files")
-    nets = [without_mirror(load_emotion_model(path)) for path in member_paths]
+    runs = [(record["command"], record["train_seconds"]) for record in records]
+    if len(set(runs)) < len(runs):
+        raise ConfigError("the same trained net is among the members twice (an ensemble already holds it?); "
+                          "pass each training run once")
+    nets = [net for path in member_paths for net in member_nets(load_emotion_model(path))]
     members = [mirror_averaged(net) for net in nets] if mirror_average else nets  # mirror inside: .h5 keeps
     model = averaged_ensemble(members, name=f"{MODEL_NAME}_ensemble")           # one net per weight group
     model_path = save_model(model, Path(ensure_writable_dir(out_dir)) / f"{MODEL_NAME}.h5")
