@@ -8,6 +8,7 @@ kernels, buffers planned once) does the same arithmetic with little per-call cos
 
 import contextlib
 import io
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +20,18 @@ def to_litert(model) -> bytes:
     a listing of the graph on stdout, which would break the realtime program's `--json` lines: muted."""
     with contextlib.redirect_stdout(io.StringIO()):
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def call_latencies_ms(classify, faces: np.ndarray, calls: int, warm_up: int = 20) -> np.ndarray:
+    """Milliseconds of each of `calls` calls of `classify(faces)`, after `warm_up` calls that are not timed."""
+    for _ in range(warm_up):
+        classify(faces)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        classify(faces)
+        times.append((time.perf_counter() - start) * 1000)
+    return np.asarray(times)
 
 
 class LiteModel:

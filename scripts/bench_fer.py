@@ -11,7 +11,6 @@ over the LiteRT p50.
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,25 +19,13 @@ import numpy as np
 import tensorflow as tf
 
 from tapelab.core.io import ensure_writable_dir, save_json, write_atomic
-from tapelab.core.lite import LiteModel
+from tapelab.core.lite import LiteModel, call_latencies_ms
 from tapelab.train.fer import load_emotion_model, record_in_description
 
 
 def tensorflow_call(model, jit_compile: bool):
     call = tf.function(lambda faces: model(faces, training=False), jit_compile=jit_compile)
     return lambda faces: call(faces).numpy()
-
-
-def latencies_ms(classify, batch_size: int, calls: int) -> np.ndarray:
-    faces = np.random.default_rng(0).random((batch_size, 48, 48, 1), dtype=np.float32)
-    for _ in range(20):  # warm-up
-        classify(faces)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        classify(faces)
-        times.append((time.perf_counter() - start) * 1000)
-    return np.asarray(times)
 
 
 def main(argv=None):
@@ -58,7 +45,8 @@ def main(argv=None):
             "eager": lambda faces: model(faces, training=False).numpy()}
     for way, classify in ways.items():
         for batch_size in (1, 4):
-            times = latencies_ms(classify, batch_size, args.calls)
+            faces = np.random.default_rng(0).random((batch_size, 48, 48, 1), dtype=np.float32)
+            times = call_latencies_ms(classify, faces, args.calls)
             key = f"{way}_batch_{batch_size}"
             result[f"{key}_p50_ms"] = float(np.percentile(times, 50))
             result[f"{key}_p95_ms"] = float(np.percentile(times, 95))

@@ -52,6 +52,18 @@ def cmd_fer_ensemble(args) -> int:
     return 0
 
 
+def cmd_fer_choose(args) -> int:
+    from tapelab.train.fer_choice import ShippingBudget, choose_emotion_model, write_choice
+
+    with RunFolder(args.out, "choice.json", args.overwrite) as run:
+        choice = choose_emotion_model(args.models, ShippingBudget(args.latency_ms, args.megabytes), calls=args.calls)
+        write_choice(choice, run.staging, args.command)
+    chosen = next(c for c in choice["candidates"] if c["model"] == choice["chosen"])
+    print(f"chosen: {chosen['model']} (validation accuracy {chosen['accuracy']:.4f}, one face "
+          f"{chosen['latency_p50_ms']:.2f} ms, {chosen['megabytes']:.1f} MB); table: {args.out / 'choice.md'}")
+    return 0
+
+
 def cmd_fer_eval(args) -> int:
     from tapelab.train.fer import (
         evaluate_split,
@@ -137,6 +149,18 @@ def add_fer_parser(commands) -> None:
                                    "half the passes per call, for a latency budget")
     fer_ensemble.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     fer_ensemble.set_defaults(run=cmd_fer_ensemble)
+    fer_choose = fer_commands.add_parser("choose", help="pick the model to ship on the validation faces",
+                                         description="Measure each candidate's one-face LiteRT latency side by "
+                                         "side, read its validation scores, and choose the most accurate one within "
+                                         "the latency and size budgets (choice.md, choice.json); PublicTest is not "
+                                         "read.")
+    fer_choose.add_argument("models", type=Path, nargs="+", help="candidate .h5 files (their .json beside them)")
+    fer_choose.add_argument("--latency-ms", type=float, default=3.0, help="budget: p50 of one call on one face")
+    fer_choose.add_argument("--megabytes", type=float, default=32.0, help="budget: size of the .h5 file")
+    fer_choose.add_argument("--calls", type=int, default=200, help="timed calls per candidate and round")
+    fer_choose.add_argument("--out", type=Path, default=Path("runs/fer_choice"), help="folder for the table")
+    fer_choose.add_argument("--overwrite", action="store_true", help="replace a table already in --out")
+    fer_choose.set_defaults(run=cmd_fer_choose)
     fer_eval = fer_commands.add_parser("eval", help="accuracy, per-class scores, confusion matrix",
                                        description="Evaluate an emotion model on a FER2013 split: accuracy, "
                                        "per-class precision, recall and F1, macro-F1, confusion-matrix PNG.")

@@ -287,6 +287,30 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert main(["fer", "ensemble", str(out / "fer2013_emotion.h5"), str(members[0]), "--data-dir",
                  str(tmp_path / "data"), "--out", str(tmp_path / "twice")]) == 2
     assert "among the members twice" in capsys.readouterr().err
+    # Choosing what ships reads validation scores only, and keeps to the latency and size budgets.
+    candidates = [members[0], out / "fer2013_emotion.h5", single_pass / "fer2013_emotion.h5",
+                  grown / "fer2013_emotion.h5"]
+    accuracy = {str(path): json.loads(path.with_suffix(".json").read_text())["metrics"]["validation"]["accuracy"]
+                for path in candidates}
+    assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "choice"), "--calls", "5"]) == 0
+    choice = json.loads((tmp_path / "choice" / "choice.json").read_text())
+    assert accuracy[choice["chosen"]] == max(accuracy.values())
+    assert [c["nets"]["passes"] for c in choice["candidates"]] == [2, 4, 2, 6]
+    assert all(c["latency_p50_ms"] > 0 and c["within_budget"] for c in choice["candidates"])
+    assert "| **yes** |" in (tmp_path / "choice" / "choice.md").read_text()
+    smallest = members[0].stat().st_size / 2**20  # every ensemble file is larger than one net's
+    assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "small"), "--calls", "5",
+                 "--megabytes", str(smallest)]) == 0
+    assert json.loads((tmp_path / "small" / "choice.json").read_text())["chosen"] == str(members[0])
+    capsys.readouterr()
+    assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "none"), "--calls", "5",
+                 "--latency-ms", "1e-6"]) == 2
+    assert "no candidate is within" in capsys.readouterr().err and not (tmp_path / "none" / "choice.json").exists()
+    unscored = json.loads(later.with_suffix(".json").read_text())
+    del unscored["metrics"]["validation"]
+    later.with_suffix(".json").write_text(json.dumps(unscored))
+    assert main(["fer", "choose", str(later), str(members[0]), "--out", str(tmp_path / "unscored")]) == 2
+    assert "--split validation --record" in capsys.readouterr().err
     # Members trained on other data cannot be averaged, and an existing model is not replaced silently.
     record = json.loads(members[1].with_suffix(".json").read_text())
     record["training"]["data_fingerprint"] = "other"

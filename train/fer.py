@@ -51,6 +51,19 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
     return save_json(Path(model_path).with_suffix(".json"), description)
 
 
+def model_nets(description: dict) -> dict:
+    """How the model that a JSON `description` describes computes: its nets (one per training run, with what each
+    run recorded: the command, seed, epochs, best epoch and time) and whether each net also sees the mirror image
+    (two passes, not one)."""
+    training = description.get("training", {})
+    runs = training.get("members", [training])
+    mirror = training.get("mirror_average", training.get("cnn", {}).get("mirror_average", False))
+    members = [{"command": run.get("command"), "seed": run.get("train", {}).get("seed"),
+                "epochs": run.get("train", {}).get("epochs"), "best_epoch": run.get("best_epoch"),
+                "train_seconds": run.get("train_seconds")} for run in runs]
+    return {"members": members, "mirror": bool(mirror), "passes": len(members) * (2 if mirror else 1)}
+
+
 def train_emotion_model(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir,
                         progress: bool = True, strategy=None) -> dict:
     """Train the spec's net on FER2013 Training less the validation faces, keeping its best epoch on them

@@ -4,6 +4,7 @@ the saved evaluation and benchmark files."""
 import numpy as np
 
 from tapelab.core.fer import EMOTIONS
+from tapelab.train.fer import model_nets
 
 CONFUSIONS_SHOWN = 3
 
@@ -31,7 +32,7 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
         "validation": ({"accuracy": validation["accuracy"], "count": validation["count"],
                         "command": validation["command"]} if validation else None),
         "chosen_on_validation": "validation" in (model or {}).get("metrics", {}),
-        "nets": _nets(model or {}),
+        "nets": model_nets(model or {}),
         "worst_recall": min(per_class, key=lambda name: per_class[name]["recall"]),
         "best_recall": max(per_class, key=lambda name: per_class[name]["recall"]),
     }
@@ -44,18 +45,6 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
                                "litert_four_faces_p50_ms": latency["litert_batch_4_p50_ms"],
                                "command": latency["command"]}
     return findings
-
-
-def _nets(model: dict) -> dict:
-    """How the shipped model computes: its nets (one per training run, with what each run recorded: the command,
-    seed, epochs, best epoch and time) and whether each net also sees the mirror image (two passes, not one)."""
-    training = model.get("training", {})
-    runs = training.get("members", [training])
-    mirror = training.get("mirror_average", training.get("cnn", {}).get("mirror_average", False))
-    members = [{"command": run.get("command"), "seed": run.get("train", {}).get("seed"),
-                "epochs": run.get("train", {}).get("epochs"), "best_epoch": run.get("best_epoch"),
-                "train_seconds": run.get("train_seconds")} for run in runs]
-    return {"members": members, "mirror": bool(mirror), "passes": len(members) * (2 if mirror else 1)}
 
 
 def _passes_phrase(nets: dict) -> str:

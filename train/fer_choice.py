@@ -1,0 +1,94 @@
+"""Choosing the emotion model to ship: the most accurate on the validation faces among the candidates that fit
+the latency and size budgets, so PublicTest plays no part in the choice and is scored once, on the winner.
+
+    tapelab fer choose runs/fer_m0/fer2013_emotion.h5 runs/fer_m01/fer2013_emotion.h5 --out results/fer
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tapelab.core.errors import ConfigError, DataError
+from tapelab.core.fer import FACE_SIZE
+from tapelab.core.io import load_json, save_json, write_atomic
+from tapelab.core.lite import LiteModel, call_latencies_ms
+from tapelab.train.fer import load_emotion_model, model_nets
+
+
+@dataclass
+class ShippingBudget:
+    """What the shipped model may cost: the realtime program's per-face call and the file users download."""
+
+    latency_ms: float = 3.0  # p50 of one LiteRT call on one face, every pass included
+    megabytes: float = 32.0
+
+
+def validation_score(model_path) -> dict:
+    """The validation scores in the JSON beside `model_path` (`fer train`, `fer ensemble` or `fer eval --split
+    validation --record` put them there)."""
+    description_path = Path(model_path).with_suffix(".json")
+    if not description_path.is_file():
+        raise DataError(f"{description_path} is missing: give .h5 files that `tapelab fer train` or "
+                        "`tapelab fer ensemble` wrote")
+    description = load_json(description_path)
+    scores = description.get("metrics", {}).get("validation")
+    if not scores:
+        raise DataError(f"{description_path} has no validation score; run `tapelab fer eval --model {model_path} "
+                        "--split validation --record` first")
+    return {**scores, "nets": model_nets(description)}
+
+
+def interleaved_latencies_ms(model_paths, calls: int, rounds: int) -> dict[str, float]:
+    """p50 of one LiteRT call on one face per model, timed in `rounds` alternating rounds of `calls` calls each,
+    so that a slower spell of a shared machine falls on every candidate alike."""
+    classifiers = {str(path): LiteModel(load_emotion_model(path), max_batch=1) for path in model_paths}
+    face = np.random.default_rng(0).random((1, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32)
+    times = {path: [] for path in classifiers}
+    for round_index in range(rounds):
+        paths, shift = list(classifiers), round_index % len(classifiers)
+        for path in paths[shift:] + paths[:shift]:
+            times[path].extend(call_latencies_ms(classifiers[path], face, calls))
+    return {path: float(np.median(values)) for path, values in times.items()}
+
+
+def choose_emotion_model(model_paths, budget: ShippingBudget, calls: int = 200, rounds: int = 5) -> dict:
+    """Each candidate's validation scores, net passes, size and latency, and the chosen one: the highest
+    validation accuracy within `budget` (ties: fewer passes). Raises `ConfigError` when none fits."""
+    if len(set(map(str, model_paths))) < len(model_paths):
+        raise ConfigError("a candidate is listed twice; list each model once")
+    candidates = [{"model": str(path), **validation_score(path),
+                   "megabytes": Path(path).stat().st_size / 2**20} for path in model_paths]
+    latencies = interleaved_latencies_ms(model_paths, calls, rounds)
+    for candidate in candidates:
+        candidate["latency_p50_ms"] = latencies[candidate["model"]]
+        candidate["within_budget"] = (candidate["latency_p50_ms"] <= budget.latency_ms
+                                      and candidate["megabytes"] <= budget.megabytes)
+    fitting = [candidate for candidate in candidates if candidate["within_budget"]]
+    if not fitting:
+        raise ConfigError(f"no candidate is within {budget.latency_ms} ms and {budget.megabytes} MB; fastest: "
+                          f"{min(latencies.values()):.2f} ms; add smaller models (fewer nets, --no-mirror)")
+    chosen = max(fitting, key=lambda candidate: (candidate["accuracy"], -candidate["nets"]["passes"]))
+    return {"budget": {"latency_ms": budget.latency_ms, "megabytes": budget.megabytes}, "calls": calls,
+            "rounds": rounds, "candidates": candidates, "chosen": chosen["model"]}
+
+
+def write_choice(choice: dict, out_dir, command: str) -> Path:
+    """choice.json and choice.md: every candidate's figures and the chosen model, with the command."""
+    out_dir = Path(out_dir)
+    save_json(out_dir / "choice.json", {**choice, "command": command})
+    budget = choice["budget"]
+    lines = ["# Which emotion model ships", "", f"Produced by `{command}`.", "",
+             f"Rule: the highest accuracy on the validation faces carved from Training among the candidates whose "
+             f"one-face LiteRT call takes at most {budget['latency_ms']:g} ms (median of {choice['rounds']} "
+             f"alternating rounds of {choice['calls']} calls each) and whose file is at most "
+             f"{budget['megabytes']:g} MB. PublicTest is not read here.", "",
+             "| model | nets | views per net | net passes | validation accuracy | macro-F1 | one face (ms) | MB | "
+             "within budget | chosen |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in choice["candidates"]:
+        nets = c["nets"]
+        chosen = "**yes**" if c["model"] == choice["chosen"] else ""
+        lines.append(f"| `{c['model']}` | {len(nets['members'])} | {2 if nets['mirror'] else 1} | {nets['passes']} | "
+                     f"{c['accuracy']:.2%} | {c['macro_f1']:.3f} | {c['latency_p50_ms']:.2f} | {c['megabytes']:.1f} | "
+                     f"{'yes' if c['within_budget'] else 'no'} | {chosen} |")
+    return write_atomic(out_dir / "choice.md", "\n".join(lines) + "\n")
