@@ -72,7 +72,7 @@ def _emotion(out: Path, job: dict | None) -> str:
                                 _load(out / "bench_realtime" / "bench_realtime.json"),
                                 _load(out / "bench_fer" / "bench_fer.json"),
                                 validation=_load(out / "fer" / "eval_validation.json"),
-                                model=description)
+                                model=description, choice=_load(out / "fer" / "choice.json"))
     text = emotion_section(findings, "fer")
     skipped = [stage["skipped"] for stage in (job or {}).get("stages", []) if "emotion" in stage["title"]]
     if skipped and skipped[0]:

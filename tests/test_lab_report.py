@@ -177,8 +177,11 @@ def test_emotion_section_says_which_faces_the_model_was_chosen_on():
              "train_seconds": 3600.0} for seed in (0, 1)]
     ensemble = {"training": {"members": runs, "mirror_average": False}, "metrics": {"validation": {}}}
     latency = {"litert_batch_1_p50_ms": 1.5, "litert_batch_4_p50_ms": 5.0, "command": "python scripts/bench_fer.py"}
-    honest = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=ensemble),
-                             "fer")
+    choice = {"candidates": [{}, {}, {}], "budget": {"latency_ms": 3.0, "megabytes": 32.0},
+              "command": "tapelab fer choose a.h5 b.h5 c.h5"}
+    honest = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=ensemble,
+                                              choice=choice), "fer")
+    assert "the most accurate on those faces of 3 candidates within 3 ms per face and 32 MB" in honest
     assert "PublicTest was scored once" in honest and "on the 2 validation faces it scores 100.00%" in honest
     assert "optimistic" not in honest and "75.00% of the 4 PublicTest faces" in honest
     assert "averages 2 nets trained in separate runs (2 net passes: 2 nets, each over the face alone)" in honest

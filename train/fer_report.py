@@ -10,12 +10,13 @@ CONFUSIONS_SHOWN = 3
 
 
 def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, latency: dict | None, *,
-                     validation: dict | None = None, model: dict | None = None) -> dict:
+                     validation: dict | None = None, model: dict | None = None, choice: dict | None = None) -> dict:
     """Figures for the section: `evaluation`, `tta` and `validation` are `tapelab fer eval` JSONs (PublicTest in
     one call and ten-crop, the validation faces carved from Training), `realtime` and `latency` the JSONs of
     scripts/bench_realtime.py and scripts/bench_fer.py, `model` the JSON beside the shipped `.h5`: it says whether
     the model's epochs and ensemble were chosen on the validation faces (it holds their scores) rather than on
-    PublicTest, and how many nets it averages, each over how many views."""
+    PublicTest, and how many nets it averages, each over how many views; `choice` the JSON of `tapelab fer
+    choose` that picked it."""
     confusion = np.asarray(evaluation["confusion"], dtype=float)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     off_diagonal = [(rates[t, p], t, p) for t in range(len(EMOTIONS)) for p in range(len(EMOTIONS)) if t != p]
@@ -33,6 +34,8 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
                         "command": validation["command"]} if validation else None),
         "chosen_on_validation": "validation" in (model or {}).get("metrics", {}),
         "nets": model_nets(model or {}),
+        "choice": ({"candidates": len(choice["candidates"]), "budget": choice["budget"], "command": choice["command"]}
+                   if choice else None),
         "worst_recall": min(per_class, key=lambda name: per_class[name]["recall"]),
         "best_recall": max(per_class, key=lambda name: per_class[name]["recall"]),
     }
@@ -94,6 +97,11 @@ def _protocol_sentence(f: dict) -> str:
         text = ("Its training epochs (and ensemble) were chosen on validation faces carved from Training "
                 "(`results/fer/validation_split.json`), and PublicTest was scored once, at the end, so this is a "
                 "fair test score")
+        if f["choice"]:
+            c = f["choice"]
+            text += (f"; it was the most accurate on those faces of {c['candidates']} candidates within "
+                     f"{c['budget']['latency_ms']:g} ms per face and {c['budget']['megabytes']:g} MB "
+                     f"([choice.md](fer/choice.md), `{c['command']}`)")
         return text + (f"; on the {val['count']:,} validation faces it scores {val['accuracy']:.2%}." if val else ".")
     text = "Its training epoch was chosen on PublicTest, so this figure is optimistic"
     if val:
