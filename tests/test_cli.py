@@ -15,6 +15,7 @@ from tapelab.core.config import spec_from_args
 from tapelab.scripts.cli import build_parser, main, parse_args, run_command_line
 from tapelab.train.classifier import CIFAR10_CNN, FER2013_CNN, MNIST_CNN, ClassifierSpec
 from tapelab.train.classifier import PRESETS as CLASSIFIER_PRESETS
+from tapelab.train.curves import load_summaries
 from tapelab.train.gradient_flow import GRADIENT_FLOW, GridSpec
 
 SUBCOMMANDS = ["backprop-check", "gradients", "report", "classifier", "attack", "robust", "realtime", "curves", "all"]
@@ -145,6 +146,12 @@ def test_curves_draws_runs_side_by_side_and_refuses_files_without_a_curve(tmp_pa
     out = tmp_path / "plots" / "curves.png"
     assert main(["curves", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)]) == 0
     assert out.read_bytes().startswith(b"\x89PNG") and f"learning curves: {out}" in capsys.readouterr().out
+    for seed in (0, 1):  # ensemble members: one folder per run, the same file name in each
+        (tmp_path / f"seed{seed}").mkdir()
+        (tmp_path / f"seed{seed}" / "model.json").write_text(json.dumps(summary([0.2 + seed / 10, 0.5])))
+    members = load_summaries([tmp_path / "a.json", *(tmp_path / f"seed{seed}" / "model.json" for seed in (0, 1))])
+    assert list(members) == ["a", "seed0/model", "seed1/model"]
+    assert members["seed1/model"]["records"][0]["test_accuracy"] == pytest.approx(0.3)
     (tmp_path / "report.json").write_text(json.dumps({"accuracy": 0.5}))
     assert main(["curves", str(tmp_path / "report.json"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -33,14 +33,18 @@ def check_figure_path(path) -> Path:
 
 
 def load_summaries(paths) -> dict[str, dict]:
-    """Summaries by file stem; a file without a learning curve is refused with what to pass instead."""
+    """Summaries by file stem, or folder and stem where runs share a file name (each run's own folder, as
+    ensemble members have), so no run hides another; a file without a learning curve is refused with what to
+    pass instead."""
+    paths = list(map(Path, paths))
+    stems = [path.stem for path in paths]
     summaries = {}
-    for path in map(Path, paths):
+    for path in paths:
         summary = load_json(path)
         if not isinstance(summary, dict) or not summary.get("records"):
             raise TapelabError(f"{path} has no learning curve ('records'); pass a .json that `tapelab classifier`, "
                                "`tapelab fer train` or `tapelab robust` wrote")
-        summaries[path.stem] = summary
+        summaries[path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}/{path.stem}"] = summary
     return summaries
 
 
