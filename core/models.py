@@ -97,10 +97,14 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{net.name}_mirror_averaged")
 
 
+def _has_layer(model: keras.Model, name: str) -> bool:
+    return name in {layer.name for layer in model.layers}
+
+
 def without_mirror(model: keras.Model) -> keras.Model:
     """The net inside a `mirror_averaged` wrapper, or `model` itself when it is not one: an ensemble can then
     average its members' nets and decide once whether the whole average also takes the mirror pass."""
-    if MIRROR_AVERAGE_LAYER not in {layer.name for layer in model.layers}:
+    if not _has_layer(model, MIRROR_AVERAGE_LAYER):
         return model
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
@@ -137,7 +141,7 @@ def member_nets(model: keras.Model) -> list[keras.Model]:
     """The nets that `model` averages, each `without_mirror`: an `averaged_ensemble`'s members, or the model's one
     net. An ensemble can then grow by a net trained later without the earlier runs' files: the shipped `.h5`
     holds their nets."""
-    if ENSEMBLE_AVERAGE_LAYER not in {layer.name for layer in model.layers}:
+    if not _has_layer(model, ENSEMBLE_AVERAGE_LAYER):
         return [without_mirror(model)]
     return [without_mirror(layer) for layer in model.layers if isinstance(layer, keras.Model)]
 

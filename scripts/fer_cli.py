@@ -40,14 +40,15 @@ def cmd_fer_split(args) -> int:
 
 
 def cmd_fer_ensemble(args) -> int:
-    from tapelab.train.fer import MODEL_NAME, ensemble_emotion_models
+    from tapelab.core.io import load_json
+    from tapelab.train.fer import MODEL_NAME, ensemble_emotion_models, model_nets
 
     model_path = args.out / f"{MODEL_NAME}.h5"
     refuse_to_replace(model_path, args.overwrite)
     metrics = ensemble_emotion_models(args.members, args.out, args.command, data_dir=args.data_dir,
                                       mirror_average=not args.no_mirror)
-    passes = len(args.members) * (1 if args.no_mirror else 2)
-    print(f"{model_path}: {len(args.members)} members, {passes} net passes a call, "
+    nets = model_nets(load_json(model_path.with_suffix(".json")))  # an ensemble given as a member adds its nets
+    print(f"{model_path}: {len(nets['members'])} nets, {nets['passes']} net passes a call, "
           f"validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return 0
 

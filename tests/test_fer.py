@@ -277,8 +277,10 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert json.loads((single_pass / "fer2013_emotion.json").read_text())["training"]["mirror_average"] is False
     # An ensemble grows by a net trained later: its nets join one by one, each weighing a third.
     grown = tmp_path / "grown"
+    capsys.readouterr()
     assert main(["fer", "ensemble", str(out / "fer2013_emotion.h5"), str(later), "--data-dir",
                  str(tmp_path / "data"), "--out", str(grown)]) == 0
+    assert "3 nets, 6 net passes a call" in capsys.readouterr().out
     three = np.mean([load_emotion_model(path)(faces).numpy() for path in [*members, later]], axis=0)
     np.testing.assert_allclose(load_emotion_model(grown / "fer2013_emotion.h5")(faces).numpy(), three, rtol=1e-5)
     grown_training = json.loads((grown / "fer2013_emotion.json").read_text())["training"]
