@@ -146,6 +146,21 @@ def member_nets(model: keras.Model) -> list[keras.Model]:
     return [without_mirror(layer) for layer in model.layers if isinstance(layer, keras.Model)]
 
 
+def starting_weights(path, model: keras.Model) -> list[np.ndarray]:
+    """The weights of the one net saved at `path` (mirror wrapper or not), for `model` to start from: a further
+    training schedule on a trained net (a warm restart) instead of a fresh start. The net must have `model`'s
+    weight shapes; an ensemble is refused, as it holds several nets."""
+    nets = member_nets(load_model_file(path))
+    if len(nets) > 1:
+        raise ConfigError(f"{path} averages {len(nets)} nets; start from the .h5 of one training run")
+    weights = nets[0].get_weights()
+    shapes = [tuple(weight.shape) for weight in weights]
+    if shapes != [tuple(weight.shape) for weight in model.get_weights()]:
+        raise ConfigError(f"the net in {path} is not of this run's architecture ({len(shapes)} weight arrays of "
+                          "other shapes); give the same net settings it was trained with")
+    return weights
+
+
 def build_cnn(
     input_shape: tuple,
     num_classes: int = 10,

@@ -3,9 +3,9 @@
     python scripts/bench_fer.py --model models/fer2013_emotion.h5 --record
 
 The model is called directly, not through `predict`, several ways in one run: by LiteRT on two threads
-(`core.lite.LiteModel`, what `fer predict` and the realtime program use) and on one, as one XLA program,
-as a plain TensorFlow graph, and eagerly; p50 and p95 over many calls after a warm-up, and each way's p50
-over the LiteRT p50.
+with int8 kernels (`core.lite.LiteModel`, what `fer predict` and the realtime program use), with float32
+kernels, and on one thread; as one XLA program, as a plain TensorFlow graph, and eagerly; p50 and p95 over
+many calls after a warm-up, and each way's p50 over the LiteRT p50.
 """
 
 import argparse
@@ -40,7 +40,8 @@ def main(argv=None):
     model = load_emotion_model(args.model)
     result = {"command": " ".join(["python", "scripts/bench_fer.py", *sys.argv[1:]]), "calls": args.calls,
               "cpu_count": os.cpu_count()}
-    ways = {"litert": LiteModel(model), "litert_1_thread": LiteModel(model, threads=1),
+    ways = {"litert": LiteModel(model), "litert_float32_weights": LiteModel(model, weights="float32"),
+            "litert_1_thread": LiteModel(model, threads=1),
             "xla": tensorflow_call(model, jit_compile=True), "graph": tensorflow_call(model, jit_compile=False),
             "eager": lambda faces: model(faces, training=False).numpy()}
     for way, classify in ways.items():

@@ -5,6 +5,7 @@ from pathlib import Path
 from tapelab.core.config import spec_defaults, spec_from_args
 from tapelab.core.errors import ConfigError, TapelabError
 from tapelab.core.io import RunFolder, refuse_to_replace
+from tapelab.core.lite import WEIGHT_FORMATS
 from tapelab.scripts.options import add_training_options, training_setup
 from tapelab.train.classifier import FER2013_CNN, ClassifierSpec
 
@@ -68,16 +69,18 @@ def cmd_fer_choose(args) -> int:
 def cmd_fer_eval(args) -> int:
     from tapelab.train.fer import (
         evaluate_split,
+        evaluation_name,
         load_emotion_model,
         record_in_description,
         recorded_scores,
         write_evaluation,
     )
 
-    name = f"eval_{args.split}" + ("_tta" if args.tta else "")
+    name = evaluation_name(args.split, args.tta, args.weights)
     with RunFolder(args.out, f"{name}.json", args.overwrite) as run:  # proven writable before any work
         model = load_emotion_model(args.model)
-        metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta)
+        metrics = evaluate_split(model, args.data, args.split, skip_bad=args.skip_bad, tta=args.tta,
+                                 weights=args.weights)
         report = write_evaluation(metrics, run.staging, args.command)
         text = report.read_text()
     if args.record:
@@ -170,6 +173,8 @@ def add_fer_parser(commands) -> None:
     fer_eval.add_argument("--split", choices=["train", "validation", "test", "private"], default="test",
                           help="train and validation = the two parts of Training, test = PublicTest, "
                           "private = PrivateTest (CSV or a private/ folder)")
+    fer_eval.add_argument("--weights", choices=WEIGHT_FORMATS, default="int8",
+                          help="kernels LiteRT runs: int8 (as fer predict and the realtime program do) or float32")
     fer_eval.add_argument("--skip-bad", action="store_true", help="skip malformed rows or images, and count them")
     fer_eval.add_argument("--tta", action="store_true",
                           help="average each face over its centre and corner crops and their mirror images "

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tapelab.core.errors import DataError
+from tapelab.core.errors import ConfigError, DataError
 from tapelab.core.fer import (
     EMOTIONS,
     KAGGLE_FOLDERS,
@@ -18,13 +18,14 @@ from tapelab.core.fer import (
     validation_counts,
     validation_record,
 )
-from tapelab.core.lite import LiteModel
+from tapelab.core.lite import LiteModel, to_litert
 from tapelab.core.models import MIRROR_AVERAGE_LAYER, build_cnn, mirror_averaged, model_crop_margin, without_mirror
 from tapelab.train.fer import (
     SHIPPED_MODEL,
     classification_metrics,
     load_emotion_model,
     mean_probabilities,
+    model_nets,
     predict_images,
     tta_views,
 )
@@ -210,7 +211,12 @@ def test_fer_train_eval_predict_commands(tmp_path, capsys):
     evaluation = json.loads((results / "eval_validation.json").read_text())
     assert evaluation["count"] == 7 and not (results / "eval_test.json").exists()
     assert evaluation["train_class_counts"] == [6] * 7  # all of Training, both parts
-    assert summary["test_accuracy"] == pytest.approx(evaluation["accuracy"])  # its held-out faces: validation
+    assert evaluation["runtime"] == "LiteRT, int8 weights"  # scored as the programs run it
+    assert main(["fer", "eval", "--model", str(models / "fer2013_emotion.h5"), "--data", str(tmp_path / "data"),
+                 "--split", "validation", "--weights", "float32", "--out", str(results)]) == 0
+    in_float = json.loads((results / "eval_validation_float32.json").read_text())
+    assert summary["test_accuracy"] == pytest.approx(in_float["accuracy"])  # its held-out faces: validation
+    assert "run by LiteRT, float32 weights" in (results / "eval_validation_float32.md").read_text()
     assert description["metrics"]["validation"]["accuracy"] == pytest.approx(evaluation["accuracy"])
     assert "the net alone" in (results / "fer2013_emotion.md").read_text()
     assert summary["held_out"] == "validation"  # what the log, the page and the curves call the kept-epoch scores
@@ -257,7 +263,8 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     expected = np.mean([load_emotion_model(path)(faces).numpy() for path in members], axis=0)
     ensemble = load_emotion_model(out / "fer2013_emotion.h5")
     np.testing.assert_allclose(ensemble(faces).numpy(), expected, rtol=1e-5)
-    np.testing.assert_allclose(LiteModel(ensemble, max_batch=2)(faces), expected, rtol=1e-4, atol=1e-6)  # realtime
+    np.testing.assert_allclose(LiteModel(ensemble, max_batch=2, weights="float32")(faces), expected, rtol=1e-4,
+                               atol=1e-6)  # what the realtime program runs, its kernels in float
     description = json.loads((out / "fer2013_emotion.json").read_text())
     times = [json.loads(path.with_suffix(".json").read_text())["training"]["train_seconds"] for path in members]
     assert description["training"]["train_seconds"] == pytest.approx(sum(times))
@@ -328,13 +335,84 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert "same folder" in capsys.readouterr().err
 
 
+def test_training_can_start_from_an_earlier_runs_net_of_the_same_data(tmp_path, capsys):
+    from tapelab.scripts.cli import main
+
+    _write_folders(tmp_path / "data", per_class=4)
+    tiny = ["--widths", "4", "--convs-per-stage", "1", "--dense-units", "8", "--batch-size", "8", "--crop-margin", "2",
+            "--quiet", "--data-dir", str(tmp_path / "data")]
+
+    def train(name, *options):
+        return main(["fer", "train", *tiny, "--out", str(tmp_path / name), "--results",
+                     str(tmp_path / name / "results"), *options])
+
+    def trained_weights(path):  # batch norm's running statistics move without a learning rate: left out
+        return [weight.numpy() for weight in without_mirror(load_emotion_model(path)).trainable_weights]
+
+    first = tmp_path / "first" / "fer2013_emotion.h5"
+    assert train("first", "--epochs", "2", "--learning-rate", "0.05") == 0
+    # A learning rate too small to move the weights shows where the second run started: the first run's net.
+    assert train("second", "--epochs", "1", "--learning-rate", "1e-12", "--init-from", str(first)) == 0
+    second = tmp_path / "second" / "fer2013_emotion.h5"
+    for started, kept in zip(trained_weights(first), trained_weights(second)):
+        np.testing.assert_allclose(kept, started, atol=1e-6)
+    assert train("fresh", "--epochs", "1", "--learning-rate", "1e-12") == 0
+    assert not np.allclose(trained_weights(tmp_path / "fresh" / "fer2013_emotion.h5")[0], trained_weights(first)[0],
+                           atol=1e-3)
+    # The new net's record holds the run it started from: the compute it cost is both runs'.
+    training = json.loads(second.with_suffix(".json").read_text())["training"]
+    first_training = json.loads(first.with_suffix(".json").read_text())["training"]
+    assert [stage["command"] for stage in training["stages"]] == [first_training["command"]]
+    runs = model_nets({"training": training})["members"][0]["runs"]
+    assert [run["epochs"] for run in runs] == [2, 1]
+    assert [run["train_seconds"] for run in runs] == [first_training["train_seconds"], training["train_seconds"]]
+    # A third run from the second keeps the whole chain.
+    assert train("third", "--epochs", "1", "--init-from", str(second)) == 0
+    third = json.loads((tmp_path / "third" / "fer2013_emotion.json").read_text())["training"]
+    assert [stage["train"]["epochs"] for stage in third["stages"]] == [2, 1]
+    # Refused before training: a net of another architecture, an ensemble, a net of other data, one without JSON.
+    capsys.readouterr()
+    assert train("wider", "--epochs", "1", "--widths", "6", "--init-from", str(first)) == 2
+    assert "not of this run's architecture" in capsys.readouterr().err
+    assert main(["fer", "ensemble", str(first), str(second), "--data-dir", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "pair")]) == 0  # a snapshot ensemble: the second net went on from the first
+    pair = json.loads((tmp_path / "pair" / "fer2013_emotion.json").read_text())["training"]
+    assert pair["train_seconds"] == pytest.approx(first_training["train_seconds"] + training["train_seconds"])
+    capsys.readouterr()
+    assert train("from_pair", "--epochs", "1", "--init-from", str(tmp_path / "pair" / "fer2013_emotion.h5")) == 2
+    assert "is an ensemble" in capsys.readouterr().err
+    record = json.loads(first.with_suffix(".json").read_text())
+    record["training"]["data_fingerprint"] = "other"
+    first.with_suffix(".json").write_text(json.dumps(record))
+    assert train("other", "--epochs", "1", "--init-from", str(first)) == 2
+    assert "trained on other data" in capsys.readouterr().err
+    assert not (tmp_path / "other" / "fer2013_emotion.h5").exists()
+    first.with_suffix(".json").unlink()
+    assert train("unrecorded", "--epochs", "1", "--init-from", str(first)) == 2
+    assert "needs the JSON" in capsys.readouterr().err
+
+
 def test_litert_classifier_matches_the_model_for_any_number_of_faces(emotion_model):
     model, _ = emotion_model
-    classify = LiteModel(model, max_batch=8)
+    classify = LiteModel(model, max_batch=8, weights="float32")
     faces = np.random.default_rng(1).random((11, 48, 48, 1), dtype=np.float32)
     for count in (0, 1, 3, 8, 11):  # empty, one, some, the largest interpreter, two chunks
         expected = model(faces[:count], training=False).numpy() if count else np.zeros((0, 7))
         np.testing.assert_allclose(classify(faces[:count]), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_litert_int8_kernels_are_a_quarter_of_the_size_and_close_to_the_float_ones():
+    model = build_cnn((48, 48, 1), 7, widths=(16, 32), convs_per_stage=1, dense_units=64, mean=[0.5], std=[0.25])
+    int8, float32 = to_litert(model), to_litert(model, "float32")
+    assert len(int8) < 0.4 * len(float32)
+    faces = np.random.default_rng(4).random((6, 48, 48, 1), dtype=np.float32)
+    quantized, exact = LiteModel(model, max_batch=4)(faces), LiteModel(model, max_batch=4, weights="float32")(faces)
+    np.testing.assert_allclose(exact, model(faces).numpy(), rtol=1e-4, atol=1e-6)
+    assert not np.array_equal(quantized, exact)  # int8 arithmetic, not the float kernels
+    np.testing.assert_allclose(quantized, exact, atol=0.02)
+    np.testing.assert_allclose(quantized.sum(axis=1), 1, rtol=1e-5)
+    with pytest.raises(ConfigError, match="unknown weight format 'int4'"):
+        to_litert(model, "int4")
 
 
 def test_tta_views_are_the_ten_crops_the_model_sees():
@@ -352,7 +430,8 @@ def test_tta_views_are_the_ten_crops_the_model_sees():
         np.testing.assert_array_equal(got, want)
     assert len(views) == 10
     expected = np.mean([model(view).numpy() for view in views], axis=0)
-    np.testing.assert_allclose(mean_probabilities(model, views, batch_size=2), expected, rtol=1e-5)
+    np.testing.assert_allclose(mean_probabilities(lambda x: model(x).numpy(), views, batch_size=2), expected,
+                               rtol=1e-5)
     plain = tta_views(images, 0)
     assert len(plain) == 2 and np.array_equal(plain[1], images[:, :, ::-1])
 
@@ -372,7 +451,8 @@ def test_mirror_averaged_model_is_the_mean_over_each_face_and_its_mirror(tmp_pat
     loaded = load_emotion_model(tmp_path / "mirrored.h5")
     np.testing.assert_array_equal(loaded(faces).numpy(), model(faces).numpy())
     assert model_crop_margin(loaded) == 4
-    np.testing.assert_allclose(LiteModel(loaded, max_batch=2)(faces), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(LiteModel(loaded, max_batch=2, weights="float32")(faces), expected, rtol=1e-4,
+                               atol=1e-6)
 
 
 def _predict_inputs(tmp_path):

@@ -193,6 +193,14 @@ def test_emotion_section_says_which_faces_the_model_was_chosen_on():
     mirrored = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=single), "fer")
     assert "(median, LiteRT, 2 net passes: one net over the face and its mirror image)" in mirrored
     assert "separate runs" not in mirrored and "optimistic" in mirrored
+    staged = {"training": {**runs[1], "stages": [runs[0]], "cnn": {"mirror_average": True}}, "metrics": {}}
+    two_runs = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=staged), "fer")
+    assert "The model's net was trained in several runs, each starting from the last one's kept weights" in two_runs
+    assert "took 2.00 hours" in two_runs and "| 0 | 0 | 40 | 38 | 60 | `tapelab fer train --seed 0` |" in two_runs
+    snapshots = {"training": {"members": [runs[0], {**runs[1], "stages": [runs[0]]}], "mirror_average": True},
+                 "metrics": {}}
+    shared = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=snapshots), "fer")
+    assert "took 2.00 hours" in shared and "| 1 | 0 | 40 | 38 | (counted above: the same run) |" in shared
 
 
 def test_readme_results_at_a_glance_are_the_committed_results():

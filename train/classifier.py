@@ -184,11 +184,11 @@ def train_classifier(dataset: str, data: ImageData, cnn: CnnConfig, train_config
     return summary
 
 
-def run_classifier(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir=None,
+def run_classifier(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir=None, data=None,
                    progress: bool = True, model_name: str | None = None, strategy=None) -> dict:
-    """Load the spec's data set (from `data_dir`, or Keras' download), train its net with `train_classifier`
-    (the model into `models_dir`) and write the summary's report into `out_dir`; the summary."""
-    data = load_dataset(spec.dataset, data_dir)
+    """Train the spec's net on `data` (by default its data set loaded from `data_dir`, or Keras' download) with
+    `train_classifier` (the model into `models_dir`) and write the summary's report into `out_dir`; the summary."""
+    data = data if data is not None else load_dataset(spec.dataset, data_dir)
     summary = train_classifier(spec.dataset, data, spec.cnn, spec.train, models_dir, progress=progress,
                                model_name=model_name, command=command, strategy=strategy)
     write_classifier_summary(summary, out_dir)

@@ -37,6 +37,8 @@ class TrainConfig:
     gradient_batch_size: int = field(default=32, metadata={"help": "size of the fixed gradient mini-batch"})
     steps_per_call: int = field(default=200, metadata={"help": "training steps per compiled call"})
     jit_compile: bool = field(default=True, metadata={"help": "compile steps with XLA (single device only)"})
+    init_from: str = field(default="", metadata={
+        "help": "start from the net in this .h5 (same architecture) instead of fresh weights: a further schedule"})
 
     def __post_init__(self):
         positive = ("epochs", "batch_size", "evals_per_epoch", "gradient_batch_size", "steps_per_call")

@@ -27,7 +27,7 @@ from tapelab.core.models import (
     save_model,
 )
 from tapelab.core.shipped import MODELS_DIR
-from tapelab.train.classifier import ClassifierSpec, run_classifier
+from tapelab.train.classifier import ClassifierSpec, load_dataset, run_classifier
 
 MODEL_NAME = "fer2013_emotion"
 SHIPPED_MODEL = MODELS_DIR / f"{MODEL_NAME}.h5"
@@ -45,23 +45,59 @@ def describe_model(model_path, summary: dict, metrics: dict) -> Path:
         "preprocessing": PREPROCESSING,
         "training": {key: summary[key]
                      for key in ("command", "train", "cnn", "best_epoch", "train_seconds", "eval_seconds",
-                                 "data_fingerprint", "members", "mirror_average") if key in summary},
+                                 "data_fingerprint", "members", "mirror_average", "stages") if key in summary},
         "metrics": metrics,
     }
     return save_json(Path(model_path).with_suffix(".json"), description)
 
 
 def model_nets(description: dict) -> dict:
-    """How the model that a JSON `description` describes computes: its nets (one per training run, with what each
-    run recorded: the command, seed, epochs, best epoch and time) and whether each net also sees the mirror image
-    (two passes, not one)."""
+    """How the model that a JSON `description` describes computes: its nets, each with the training runs that made
+    it (one, or several when a run started from an earlier run's net; oldest first, each with what it recorded: the
+    command, seed, epochs, best epoch and time), and whether each net also sees the mirror image (two passes, not
+    one)."""
     training = description.get("training", {})
-    runs = training.get("members", [training])
+    nets = training.get("members", [training])
     mirror = training.get("mirror_average", training.get("cnn", {}).get("mirror_average", False))
-    members = [{"command": run.get("command"), "seed": run.get("train", {}).get("seed"),
-                "epochs": run.get("train", {}).get("epochs"), "best_epoch": run.get("best_epoch"),
-                "train_seconds": run.get("train_seconds")} for run in runs]
+    members = [{"runs": [_run_record(run) for run in [*net.get("stages", []), net]]} for net in nets]
     return {"members": members, "mirror": bool(mirror), "passes": len(members) * (2 if mirror else 1)}
+
+
+def distinct_runs(runs: list[dict]) -> list[dict]:
+    """`runs` (training records) with each training run once: nets of one ensemble may share a run, when one net
+    is a snapshot of a run that another net's training went on from (Huang et al. 2017, snapshot ensembles)."""
+    seen, distinct = set(), []
+    for run in runs:
+        key = (run.get("command"), run.get("train_seconds"))
+        if key not in seen:
+            seen.add(key)
+            distinct.append(run)
+    return distinct
+
+
+def _run_record(run: dict) -> dict:
+    return {"command": run.get("command"), "seed": run.get("train", {}).get("seed"),
+            "epochs": run.get("train", {}).get("epochs"), "best_epoch": run.get("best_epoch"),
+            "train_seconds": run.get("train_seconds")}
+
+
+def earlier_stages(init_from, data_fingerprint: str) -> list[dict]:
+    """The training runs behind the net that a run starts from (`init_from`, its JSON beside it), oldest first: the
+    compute the new net costs includes theirs. Refused when that net was trained on other data, since it would then
+    have seen faces this run holds out for choosing (the validation faces, or PublicTest)."""
+    if not init_from:
+        return []
+    path = Path(init_from).with_suffix(".json")
+    if not path.is_file():
+        raise DataError(f"{path} is missing: --init-from needs the JSON that `tapelab fer train` writes beside the .h5")
+    training = load_json(path)["training"]
+    if "members" in training:
+        raise ConfigError(f"{init_from} is an ensemble; start from the .h5 of one training run")
+    if training.get("data_fingerprint") != data_fingerprint:
+        raise ConfigError(f"{init_from} was trained on other data (its data fingerprint differs), so its net has "
+                          "seen faces this run holds out; start from a net `tapelab fer train` made from these files")
+    return [*training.get("stages", []), {key: training[key] for key in ("command", "train", "best_epoch",
+                                                                          "train_seconds") if key in training}]
 
 
 def train_emotion_model(spec: ClassifierSpec, out_dir, command: str = "", *, models_dir, data_dir,
@@ -71,8 +107,12 @@ def train_emotion_model(spec: ClassifierSpec, out_dir, command: str = "", *, mod
     saved model on the validation faces (that report into `out_dir` too) and write the JSON that travels
     beside the .h5; the validation metrics. PublicTest is not read: it is scored once, by `tapelab fer eval`,
     on the model chosen."""
-    summary = run_classifier(spec, out_dir, command, models_dir=models_dir, data_dir=data_dir, progress=progress,
+    data = load_dataset(spec.dataset, data_dir)
+    stages = earlier_stages(spec.train.init_from, data.fingerprint())  # checked before the hours of training
+    summary = run_classifier(spec, out_dir, command, models_dir=models_dir, data=data, progress=progress,
                              model_name=MODEL_NAME, strategy=strategy)
+    if stages:
+        summary["stages"] = stages
     model_path = Path(models_dir) / summary["model"]
     metrics = evaluate_split(load_emotion_model(model_path), data_dir, "validation")
     write_evaluation(metrics, out_dir, command)
@@ -108,7 +148,8 @@ def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_di
     write_evaluation(metrics, out_dir, command)
     summary = {"command": command, "members": records, "mirror_average": mirror_average,
                "data_fingerprint": fingerprints.pop(),
-               "train_seconds": sum(record["train_seconds"] for record in records)}
+               "train_seconds": sum(run["train_seconds"] for run in distinct_runs(
+                   [run for record in records for run in [*record.get("stages", []), record]]))}
     describe_model(model_path, summary, {"validation": _headline(metrics)})
     return metrics
 
@@ -171,19 +212,23 @@ def tta_views(images: np.ndarray, margin: int) -> list[np.ndarray]:
     return views + [view[:, :, ::-1] for view in views]
 
 
-def mean_probabilities(model, views: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
-    """Softmax outputs in batches, averaged over `views` of the same faces."""
-    return np.mean([np.concatenate([model(view[i:i + batch_size], training=False).numpy()
-                                    for i in range(0, len(view), batch_size)]) for view in views], axis=0)
+def mean_probabilities(classify, views: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    """Softmax outputs of `classify` (faces -> probabilities, as numpy) in batches, averaged over `views` of the
+    same faces."""
+    return np.mean([np.concatenate([classify(view[i:i + batch_size]) for i in range(0, len(view), batch_size)])
+                    for view in views], axis=0)
 
 
-def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, tta: bool = False) -> dict:
-    """Metrics of one split; with `tta` each face is averaged over its `tta_views`."""
+def evaluate_split(model, data_dir, split: str, skip_bad: bool = False, tta: bool = False,
+                   weights: str = "int8") -> dict:
+    """Metrics of one split, scored as `fer predict` and the realtime program run the model (`LiteModel`, its
+    kernels in `weights`); with `tta` each face is averaged over its `tta_views`."""
     x, y, skipped = load_fer_split(data_dir, split, skip_bad)
     views = tta_views(x, model_crop_margin(model)) if tta else [x]
-    predicted = mean_probabilities(model, views).argmax(axis=1)
+    predicted = mean_probabilities(LiteModel(model, weights=weights), views).argmax(axis=1)
     return {**classification_metrics(y.argmax(axis=1), predicted), "split": split, "skipped": skipped,
-            "views": len(views), "train_class_counts": _training_counts(data_dir)}
+            "views": len(views), "weights": weights, "runtime": f"LiteRT, {weights} weights",
+            "train_class_counts": _training_counts(data_dir)}
 
 
 def _training_counts(data_dir) -> list[int] | None:
@@ -218,16 +263,22 @@ def plot_confusion(metrics: dict, path) -> Path:
     return save_figure(figure, path)
 
 
+def evaluation_name(split: str, tta: bool, weights: str = "int8") -> str:
+    """The file stem of an evaluation report: `eval_<split>`, `_tta` when averaged over views, and `_float32` when
+    scored with float kernels instead of the int8 ones the programs run."""
+    return f"eval_{split}" + ("_tta" if tta else "") + ("" if weights == "int8" else f"_{weights}")
+
+
 def write_evaluation(metrics: dict, out_dir, command: str) -> Path:
     out_dir = Path(out_dir)
     averaged = metrics["views"] > 1
-    name = f"eval_{metrics['split']}" + ("_tta" if averaged else "")
+    name = evaluation_name(metrics["split"], averaged, metrics.get("weights", "int8"))  # older files: Keras
     save_json(out_dir / f"{name}.json", {**metrics, "command": command})
     plot_confusion(metrics, out_dir / f"{name}_confusion.png")
     title = f"# FER2013 emotion classifier, split `{metrics['split']}`"
     if averaged:
         title += f", mean over {metrics['views']} views of each face (test-time augmentation)"
-    lines = [title, "", f"Produced by `{command}`.", "",
+    lines = [title, "", f"Produced by `{command}`; the model run by {metrics.get('runtime', 'Keras')}.", "",
              f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['count']} faces; macro-F1 "
              f"**{metrics['macro_f1']:.4f}**" + (f"; {metrics['skipped']} bad items skipped." if metrics["skipped"]
                                                  else "."), "",

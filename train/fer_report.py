@@ -4,7 +4,7 @@ the saved evaluation and benchmark files."""
 import numpy as np
 
 from tapelab.core.fer import EMOTIONS
-from tapelab.train.fer import model_nets
+from tapelab.train.fer import distinct_runs, model_nets
 
 CONFUSIONS_SHOWN = 3
 
@@ -58,17 +58,26 @@ def _passes_phrase(nets: dict) -> str:
 
 
 def _members_table(nets: dict) -> list[str]:
-    """The training runs behind the shipped model, with their commands and times (the compute it cost)."""
-    members = nets["members"]
-    if len(members) < 2 or any(member["train_seconds"] is None for member in members):
+    """The training runs behind the shipped model, with their commands and times (the compute it cost): shown when
+    there is more than one (several nets, or a net trained further from an earlier run's weights)."""
+    runs = [(index, run) for index, member in enumerate(nets["members"]) for run in member["runs"]]
+    if len(runs) < 2 or any(run["train_seconds"] is None for _, run in runs):
         return []
-    total = sum(member["train_seconds"] for member in members)
-    lines = [f"The model averages {len(members)} nets trained in separate runs ({_passes_phrase(nets)}); their "
-             f"training took {total / 3600:.2f} hours of this 2-core machine in all:", "",
+    distinct = distinct_runs([run for _, run in runs])
+    total = sum(run["train_seconds"] for run in distinct)
+    count = len(nets["members"])
+    made = (f"The model averages {count} nets trained in separate runs" if count > 1
+            else "The model's net was trained in several runs, each starting from the last one's kept weights")
+    lines = [f"{made} ({_passes_phrase(nets)}); the training took {total / 3600:.2f} hours of this 2-core "
+             "machine in all:", "",
              "| net | seed | epochs | kept epoch (best on validation) | training time (min) | command |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {index} | {m['seed']} | {m['epochs']} | {m['best_epoch']} | {m['train_seconds'] / 60:.0f} | "
-              f"`{m['command']}` |" for index, m in enumerate(members)]
+    counted = []
+    for index, run in runs:
+        minutes = "(counted above: the same run)" if run in counted else f"{run['train_seconds'] / 60:.0f}"
+        counted.append(run)
+        lines.append(f"| {index} | {run['seed']} | {run['epochs']} | {run['best_epoch']} | {minutes} | "
+                     f"`{run['command']}` |")
     return [*lines, ""]
 
 

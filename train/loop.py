@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from tapelab.core.errors import ConfigError, TapelabError
 from tapelab.core.fingerprint import array_fingerprint
 from tapelab.core.gradients import make_gradient_probe
-from tapelab.core.models import dense_layers
+from tapelab.core.models import dense_layers, starting_weights
 from tapelab.train.augment import augment
 from tapelab.train.checkpoint import BEST_WEIGHTS, load_checkpoint, save_checkpoint
 from tapelab.train.config import TrainConfig, make_optimizer
@@ -156,6 +156,8 @@ class Trainer:
         data = array_fingerprint(x_train.numpy(), y_train.numpy(), x_test, y_test) if checkpoint_dir else ""
         first_epoch = load_checkpoint(checkpoint_dir, self, history, rng, data) if checkpoint_dir else 0
         best_weights = self._saved_best_weights(checkpoint_dir) if first_epoch and config.keep_best else None
+        if first_epoch == 0 and config.init_from:
+            self.model.set_weights(starting_weights(config.init_from, self.model))
         if capture and first_epoch == 0:
             history.layer_gradients.append(capture())
             history.gradient_trace.append({"epoch": 0.0, "max_abs": history.layer_gradients[0]})
