@@ -39,7 +39,7 @@ def main(argv=None):
     out = ensure_writable_dir(args.out)
     model = load_emotion_model(args.model)
     result = {"command": " ".join(["python", "scripts/bench_fer.py", *sys.argv[1:]]), "calls": args.calls,
-              "cpu_count": os.cpu_count()}
+              "cpu_count": os.cpu_count(), "litert_kernels": "int8"}  # LiteModel's default, what the programs run
     ways = {"litert": LiteModel(model), "litert_float32_weights": LiteModel(model, weights="float32"),
             "litert_1_thread": LiteModel(model, threads=1),
             "xla": tensorflow_call(model, jit_compile=True), "graph": tensorflow_call(model, jit_compile=False),
@@ -66,7 +66,8 @@ def main(argv=None):
     if args.record:
         record_in_description(args.model, "latency", {**{key: value for key, value in result.items()
                                                          if key.startswith("litert_batch")},
-                                                      "command": result["command"], "cpu_count": os.cpu_count()})
+                                                      "command": result["command"], "cpu_count": os.cpu_count(),
+                                                      "kernels": result["litert_kernels"]})
 
 
 if __name__ == "__main__":

@@ -177,6 +177,9 @@ def test_emotion_section_says_which_faces_the_model_was_chosen_on():
              "train_seconds": 3600.0} for seed in (0, 1)]
     ensemble = {"training": {"members": runs, "mirror_average": False}, "metrics": {"validation": {}}}
     latency = {"litert_batch_1_p50_ms": 1.5, "litert_batch_4_p50_ms": 5.0, "command": "python scripts/bench_fer.py"}
+    quantized = emotion_section(emotion_findings({**test, "runtime": "LiteRT, int8 weights"}, None, None,
+                                                 {**latency, "litert_kernels": "int8"}), "fer")
+    assert "in one call (run by LiteRT, int8 weights;" in quantized and "(median, LiteRT, int8 kernels, " in quantized
     choice = {"candidates": [{}, {}, {}], "budget": {"latency_ms": 3.0, "megabytes": 32.0},
               "command": "tapelab fer choose a.h5 b.h5 c.h5"}
     honest = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=ensemble,
@@ -187,11 +190,11 @@ def test_emotion_section_says_which_faces_the_model_was_chosen_on():
     assert "averages 2 nets trained in separate runs (2 net passes: 2 nets, each over the face alone)" in honest
     assert "took 2.00 hours of this 2-core machine in all" in honest
     assert "| 1 | 1 | 40 | 38 | 60 | `tapelab fer train --seed 1` |" in honest
-    assert "1.50 ms (median, LiteRT, 2 net passes: 2 nets, each over the face alone)" in honest
+    assert "1.50 ms (median, LiteRT, float32 kernels, 2 net passes: 2 nets, each over the face alone)" in honest
     single = {"training": {"cnn": {"mirror_average": True}, "train": {"seed": 0}, "train_seconds": 60.0},
               "metrics": {"test": {}}}
     mirrored = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=single), "fer")
-    assert "(median, LiteRT, 2 net passes: one net over the face and its mirror image)" in mirrored
+    assert "(median, LiteRT, float32 kernels, 2 net passes: one net over the face and its mirror image)" in mirrored
     assert "separate runs" not in mirrored and "optimistic" in mirrored
     staged = {"training": {**runs[1], "stages": [runs[0]], "cnn": {"mirror_average": True}}, "metrics": {}}
     two_runs = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=staged), "fer")

@@ -27,6 +27,7 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
     findings = {
         "accuracy": evaluation["accuracy"], "macro_f1": evaluation["macro_f1"], "count": evaluation["count"],
         "split": evaluation["split"], "command": evaluation["command"],
+        "runtime": evaluation.get("runtime", "Keras"),  # files from before LiteRT scored evaluations say nothing
         "tta_accuracy": tta["accuracy"] if tta else None,
         "per_class": per_class, "confusions": confusions,
         "train_class_counts": dict(zip(EMOTIONS, counts)) if counts else None,
@@ -46,6 +47,7 @@ def emotion_findings(evaluation: dict, tta: dict | None, realtime: dict | None, 
     if latency:
         findings["latency"] = {"litert_one_face_p50_ms": latency["litert_batch_1_p50_ms"],
                                "litert_four_faces_p50_ms": latency["litert_batch_4_p50_ms"],
+                               "kernels": latency.get("litert_kernels", "float32"),  # int8 since it was measured
                                "command": latency["command"]}
     return findings
 
@@ -134,7 +136,8 @@ def emotion_section(f: dict, folder: str) -> str:
     """Markdown for the emotion classifier; `folder` is the link from REPORT.md to its results."""
     lines = ["## 5. Emotion recognition (FER2013)", "",
              f"The shipped model (`models/fer2013_emotion.h5`) classifies {f['accuracy']:.2%} of the {f['count']:,} "
-             f"PublicTest faces correctly in one call (macro-F1 {f['macro_f1']:.3f}; `{f['command']}`)"
+             f"PublicTest faces correctly in one call (run by {f['runtime']}; macro-F1 {f['macro_f1']:.3f}; "
+             f"`{f['command']}`)"
              + (f"; averaged over ten crops of each face, {f['tta_accuracy']:.2%}." if f["tta_accuracy"] else ".")
              + " " + _protocol_sentence(f), "",
              "| emotion | training faces | precision | recall | F1 | test faces |", "|---|---|---|---|---|---|"]
@@ -151,8 +154,8 @@ def emotion_section(f: dict, folder: str) -> str:
         text = "**Speed.**"
         if "latency" in f:
             lat = f["latency"]
-            text += (f" One face takes {lat['litert_one_face_p50_ms']:.2f} ms (median, LiteRT, "
-                     f"{_passes_phrase(f['nets'])}), "
+            text += (f" One face takes {lat['litert_one_face_p50_ms']:.2f} ms (median, LiteRT, {lat['kernels']} "
+                     f"kernels, {_passes_phrase(f['nets'])}), "
                      f"four faces {lat['litert_four_faces_p50_ms']:.2f} ms (`{lat['command']}`).")
         if "realtime" in f:
             rt = f["realtime"]
