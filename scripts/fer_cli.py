@@ -58,7 +58,8 @@ def cmd_fer_choose(args) -> int:
     from tapelab.train.fer_choice import ShippingBudget, choose_emotion_model, write_choice
 
     with RunFolder(args.out, "choice.json", args.overwrite) as run:
-        choice = choose_emotion_model(args.models, ShippingBudget(args.latency_ms, args.megabytes), calls=args.calls)
+        budget = ShippingBudget(args.latency_ms, args.megabytes, args.training_hours)
+        choice = choose_emotion_model(args.models, budget, calls=args.calls)
         write_choice(choice, run.staging, args.command)
     chosen = next(c for c in choice["candidates"] if c["model"] == choice["chosen"])
     print(f"chosen: {chosen['model']} (validation accuracy {chosen['accuracy']:.4f}, one face "
@@ -161,6 +162,8 @@ def add_fer_parser(commands) -> None:
     fer_choose.add_argument("models", type=Path, nargs="+", help="candidate .h5 files (their .json beside them)")
     fer_choose.add_argument("--latency-ms", type=float, default=3.0, help="budget: p50 of one call on one face")
     fer_choose.add_argument("--megabytes", type=float, default=32.0, help="budget: size of the .h5 file")
+    fer_choose.add_argument("--training-hours", type=float, default=4.0,
+                            help="budget: machine time of all the training runs behind the model, each counted once")
     fer_choose.add_argument("--calls", type=int, default=200, help="timed calls per candidate and round")
     fer_choose.add_argument("--out", type=Path, default=Path("runs/fer_choice"), help="folder for the table")
     fer_choose.add_argument("--overwrite", action="store_true", help="replace a table already in --out")

@@ -313,6 +313,16 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "small"), "--calls", "5",
                  "--megabytes", str(smallest)]) == 0
     assert json.loads((tmp_path / "small" / "choice.json").read_text())["chosen"] == str(members[0])
+    # The training budget counts every run behind a candidate: the three-net ensemble took the longest.
+    hours = {c["model"]: c["training_hours"] for c in choice["candidates"]}
+    assert hours[str(grown / "fer2013_emotion.h5")] == pytest.approx(grown_training["train_seconds"] / 3600)
+    assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "quick"), "--calls", "5",
+                 "--training-hours", str(max(hours.values()) * 0.999)]) == 0
+    quick = json.loads((tmp_path / "quick" / "choice.json").read_text())
+    assert [c["within_budget"] for c in quick["candidates"]] == [hours[c["model"]] < max(hours.values())
+                                                                 for c in quick["candidates"]]
+    assert quick["budget"]["training_hours"] == pytest.approx(max(hours.values()) * 0.999)
+    assert "training hours |" in (tmp_path / "quick" / "choice.md").read_text()
     capsys.readouterr()
     assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "none"), "--calls", "5",
                  "--latency-ms", "1e-6"]) == 2

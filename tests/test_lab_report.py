@@ -185,6 +185,10 @@ def test_emotion_section_says_which_faces_the_model_was_chosen_on():
     honest = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=ensemble,
                                               choice=choice), "fer")
     assert "the most accurate on those faces of 3 candidates within 3 ms per face and 32 MB" in honest
+    choice["budget"]["training_hours"] = 4.0
+    with_hours = emotion_section(emotion_findings(test, None, None, latency, validation=validation, model=ensemble,
+                                                  choice=choice), "fer")
+    assert "of 3 candidates within 3 ms per face, 32 MB and 4 hours of training ([choice.md]" in with_hours
     assert "PublicTest was scored once" in honest and "on the 2 validation faces it scores 100.00%" in honest
     assert "optimistic" not in honest and "75.00% of the 4 PublicTest faces" in honest
     assert "averages 2 nets trained in separate runs (2 net passes: 2 nets, each over the face alone)" in honest

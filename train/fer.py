@@ -55,12 +55,14 @@ def model_nets(description: dict) -> dict:
     """How the model that a JSON `description` describes computes: its nets, each with the training runs that made
     it (one, or several when a run started from an earlier run's net; oldest first, each with what it recorded: the
     command, seed, epochs, best epoch and time), and whether each net also sees the mirror image (two passes, not
-    one)."""
+    one), and the training time of all those runs."""
     training = description.get("training", {})
     nets = training.get("members", [training])
     mirror = training.get("mirror_average", training.get("cnn", {}).get("mirror_average", False))
     members = [{"runs": [_run_record(run) for run in [*net.get("stages", []), net]]} for net in nets]
-    return {"members": members, "mirror": bool(mirror), "passes": len(members) * (2 if mirror else 1)}
+    seconds = [run["train_seconds"] for run in distinct_runs([run for member in members for run in member["runs"]])]
+    return {"members": members, "mirror": bool(mirror), "passes": len(members) * (2 if mirror else 1),
+            "train_seconds": None if None in seconds else sum(seconds)}  # each run once; None: not all recorded
 
 
 def distinct_runs(runs: list[dict]) -> list[dict]:

@@ -1,9 +1,11 @@
 """Choosing the emotion model to ship: the most accurate on the validation faces among the candidates that fit
-the latency and size budgets, so PublicTest plays no part in the choice and is scored once, on the winner.
+the latency, size and training-compute budgets, so PublicTest plays no part in the choice and is scored once,
+on the winner.
 
     tapelab fer choose runs/fer_m0/fer2013_emotion.h5 runs/fer_m01/fer2013_emotion.h5 --out results/fer
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +20,12 @@ from tapelab.train.fer import load_emotion_model, model_nets
 
 @dataclass
 class ShippingBudget:
-    """What the shipped model may cost: the realtime program's per-face call and the file users download."""
+    """What the shipped model may cost: the realtime program's per-face call, the file users download, and the
+    machine time that trained it."""
 
     latency_ms: float = 3.0  # p50 of one LiteRT call on one face, every pass included
     megabytes: float = 32.0
+    training_hours: float = 4.0  # of every training run behind the model, each counted once
 
 
 def validation_score(model_path) -> dict:
@@ -61,16 +65,20 @@ def choose_emotion_model(model_paths, budget: ShippingBudget, calls: int = 200, 
                    "megabytes": Path(path).stat().st_size / 2**20} for path in model_paths]
     latencies = interleaved_latencies_ms(model_paths, calls, rounds)
     for candidate in candidates:
+        seconds = candidate["nets"]["train_seconds"]
         candidate["latency_p50_ms"] = latencies[candidate["model"]]
+        candidate["training_hours"] = None if seconds is None else seconds / 3600
         candidate["within_budget"] = (candidate["latency_p50_ms"] <= budget.latency_ms
-                                      and candidate["megabytes"] <= budget.megabytes)
+                                      and candidate["megabytes"] <= budget.megabytes
+                                      and seconds is not None and seconds / 3600 <= budget.training_hours)
     fitting = [candidate for candidate in candidates if candidate["within_budget"]]
     if not fitting:
-        raise ConfigError(f"no candidate is within {budget.latency_ms} ms and {budget.megabytes} MB; fastest: "
-                          f"{min(latencies.values()):.2f} ms; add smaller models (fewer nets, --no-mirror)")
+        raise ConfigError(f"no candidate is within {budget.latency_ms} ms, {budget.megabytes} MB and "
+                          f"{budget.training_hours} hours of training; fastest: {min(latencies.values()):.2f} ms; "
+                          "add smaller models (fewer nets, --no-mirror)")
     chosen = max(fitting, key=lambda candidate: (candidate["accuracy"], -candidate["nets"]["passes"]))
-    return {"budget": {"latency_ms": budget.latency_ms, "megabytes": budget.megabytes}, "calls": calls,
-            "rounds": rounds, "candidates": candidates, "chosen": chosen["model"]}
+    return {"budget": dataclasses.asdict(budget), "calls": calls, "rounds": rounds, "candidates": candidates,
+            "chosen": chosen["model"]}
 
 
 def write_choice(choice: dict, out_dir, command: str) -> Path:
@@ -81,14 +89,20 @@ def write_choice(choice: dict, out_dir, command: str) -> Path:
     lines = ["# Which emotion model ships", "", f"Produced by `{command}`.", "",
              f"Rule: the highest accuracy on the validation faces carved from Training among the candidates whose "
              f"one-face LiteRT call takes at most {budget['latency_ms']:g} ms (median of {choice['rounds']} "
-             f"alternating rounds of {choice['calls']} calls each) and whose file is at most "
-             f"{budget['megabytes']:g} MB. PublicTest is not read here.", "",
+             f"alternating rounds of {choice['calls']} calls each), whose file is at most "
+             f"{budget['megabytes']:g} MB and whose training runs took at most "
+             f"{budget.get('training_hours', float('inf')):g} hours in all (each run counted once). PublicTest is not "
+             "read here.", "",
              "| model | nets | views per net | net passes | validation accuracy | macro-F1 | one face (ms) | MB | "
-             "within budget | chosen |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "training hours | within budget | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in choice["candidates"]:
         nets = c["nets"]
         chosen = "**yes**" if c["model"] == choice["chosen"] else ""
         lines.append(f"| `{c['model']}` | {len(nets['members'])} | {2 if nets['mirror'] else 1} | {nets['passes']} | "
                      f"{c['accuracy']:.2%} | {c['macro_f1']:.3f} | {c['latency_p50_ms']:.2f} | {c['megabytes']:.1f} | "
-                     f"{'yes' if c['within_budget'] else 'no'} | {chosen} |")
+                     f"{_hours(c.get('training_hours'))} | {'yes' if c['within_budget'] else 'no'} | {chosen} |")
     return write_atomic(out_dir / "choice.md", "\n".join(lines) + "\n")
+
+
+def _hours(hours: float | None) -> str:
+    return "not recorded" if hours is None else f"{hours:.2f}"

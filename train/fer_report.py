@@ -4,7 +4,7 @@ the saved evaluation and benchmark files."""
 import numpy as np
 
 from tapelab.core.fer import EMOTIONS
-from tapelab.train.fer import distinct_runs, model_nets
+from tapelab.train.fer import model_nets
 
 CONFUSIONS_SHOWN = 3
 
@@ -63,10 +63,9 @@ def _members_table(nets: dict) -> list[str]:
     """The training runs behind the shipped model, with their commands and times (the compute it cost): shown when
     there is more than one (several nets, or a net trained further from an earlier run's weights)."""
     runs = [(index, run) for index, member in enumerate(nets["members"]) for run in member["runs"]]
-    if len(runs) < 2 or any(run["train_seconds"] is None for _, run in runs):
+    if len(runs) < 2 or nets["train_seconds"] is None:
         return []
-    distinct = distinct_runs([run for _, run in runs])
-    total = sum(run["train_seconds"] for run in distinct)
+    total = nets["train_seconds"]
     count = len(nets["members"])
     made = (f"The model averages {count} nets trained in separate runs" if count > 1
             else "The model's net was trained in several runs, each starting from the last one's kept weights")
@@ -109,10 +108,12 @@ def _protocol_sentence(f: dict) -> str:
                 "(`results/fer/validation_split.json`), and PublicTest was scored once, at the end, so this is a "
                 "fair test score")
         if f["choice"]:
-            c = f["choice"]
+            c, budget = f["choice"], f["choice"]["budget"]
+            limits = [f"{budget['latency_ms']:g} ms per face", f"{budget['megabytes']:g} MB"]
+            if "training_hours" in budget:  # choices made before this budget was checked lack it
+                limits.append(f"{budget['training_hours']:g} hours of training")
             text += (f"; it was the most accurate on those faces of {c['candidates']} candidates within "
-                     f"{c['budget']['latency_ms']:g} ms per face and {c['budget']['megabytes']:g} MB "
-                     f"([choice.md](fer/choice.md), `{c['command']}`)")
+                     f"{', '.join(limits[:-1])} and {limits[-1]} ([choice.md](fer/choice.md), `{c['command']}`)")
         return text + (f"; on the {val['count']:,} validation faces it scores {val['accuracy']:.2%}." if val else ".")
     text = "Its training epoch was chosen on PublicTest, so this figure is optimistic"
     if val:
