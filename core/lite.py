@@ -4,11 +4,10 @@ Why: a TensorFlow call of the emotion CNN on one face costs a few milliseconds o
 it fixed per-call work, whether the graph is XLA-compiled or not; LiteRT's interpreter (XNNPACK
 kernels, buffers planned once) does the same arithmetic with little per-call cost. By default the
 conversion also stores the conv and dense kernels of 1,024 weights or more as int8 (dynamic-range
-quantization), and XNNPACK
-then runs those layers in int8 arithmetic, quantizing each layer's input on the fly: several times
-faster on a CPU with int8 dot-product instructions, for outputs within about a hundredth of the float
-ones (ratios by `scripts/bench_fer.py`; accuracy both ways by `tapelab fer eval --weights`). The `.h5`
-stays the shipped artifact, in float32; the conversion happens at load time."""
+quantization), and XNNPACK then runs those layers in int8 arithmetic, quantizing each layer's input on
+the fly: several times faster on a CPU with int8 dot-product instructions, for outputs within about a
+hundredth of the float ones (ratios by `scripts/bench_fer.py`; accuracy both ways by `tapelab fer eval
+--weights`). The `.h5` stays the shipped artifact, in float32; the conversion happens at load time."""
 
 import contextlib
 import io

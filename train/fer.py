@@ -70,11 +70,15 @@ def distinct_runs(runs: list[dict]) -> list[dict]:
     is a snapshot of a run that another net's training went on from (Huang et al. 2017, snapshot ensembles)."""
     seen, distinct = set(), []
     for run in runs:
-        key = (run.get("command"), run.get("train_seconds"))
-        if key not in seen:
-            seen.add(key)
+        if run_key(run) not in seen:
+            seen.add(run_key(run))
             distinct.append(run)
     return distinct
+
+
+def run_key(run: dict) -> tuple:
+    """What tells one training run from another in the records: its command and its measured time."""
+    return run.get("command"), run.get("train_seconds")
 
 
 def _run_record(run: dict) -> dict:
@@ -138,8 +142,7 @@ def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_di
     if len(fingerprints) > 1:
         raise ConfigError("the ensemble's members were trained on different data (their data fingerprints differ); "
                           "train every member on the same FER2013 files")
-    runs = [(record["command"], record["train_seconds"]) for record in records]
-    if len(set(runs)) < len(runs):
+    if len({run_key(record) for record in records}) < len(records):
         raise ConfigError("the same trained net is among the members twice (an ensemble already holds it?); "
                           "pass each training run once")
     nets = [net for path in member_paths for net in member_nets(load_emotion_model(path))]
@@ -150,8 +153,7 @@ def ensemble_emotion_models(member_paths, out_dir, command: str = "", *, data_di
     write_evaluation(metrics, out_dir, command)
     summary = {"command": command, "members": records, "mirror_average": mirror_average,
                "data_fingerprint": fingerprints.pop(),
-               "train_seconds": sum(run["train_seconds"] for run in distinct_runs(
-                   [run for record in records for run in [*record.get("stages", []), record]]))}
+               "train_seconds": model_nets({"training": {"members": records}})["train_seconds"]}
     describe_model(model_path, summary, {"validation": _headline(metrics)})
     return metrics
 

@@ -4,7 +4,7 @@ the saved evaluation and benchmark files."""
 import numpy as np
 
 from tapelab.core.fer import EMOTIONS
-from tapelab.train.fer import model_nets
+from tapelab.train.fer import model_nets, run_key
 
 CONFUSIONS_SHOWN = 3
 
@@ -73,10 +73,10 @@ def _members_table(nets: dict) -> list[str]:
              "machine in all:", "",
              "| net | seed | epochs | kept epoch (best on validation) | training time (min) | command |",
              "|---|---|---|---|---|---|"]
-    counted = []
+    counted = set()
     for index, run in runs:
-        minutes = "(counted above: the same run)" if run in counted else f"{run['train_seconds'] / 60:.0f}"
-        counted.append(run)
+        minutes = "(counted above: the same run)" if run_key(run) in counted else f"{run['train_seconds'] / 60:.0f}"
+        counted.add(run_key(run))
         lines.append(f"| {index} | {run['seed']} | {run['epochs']} | {run['best_epoch']} | {minutes} | "
                      f"`{run['command']}` |")
     return [*lines, ""]
