@@ -309,6 +309,7 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert [c["nets"]["passes"] for c in choice["candidates"]] == [2, 4, 2, 6]
     assert all(c["latency_p50_ms"] > 0 and c["within_budget"] for c in choice["candidates"])
     assert "| **yes** |" in (tmp_path / "choice" / "choice.md").read_text()
+    assert (tmp_path / "choice" / "choice.png").read_bytes().startswith(b"\x89PNG")
     smallest = members[0].stat().st_size / 2**20  # every ensemble file is larger than one net's
     assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "small"), "--calls", "5",
                  "--megabytes", str(smallest)]) == 0

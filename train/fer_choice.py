@@ -13,7 +13,7 @@ import numpy as np
 
 from tapelab.core.errors import ConfigError, DataError
 from tapelab.core.fer import FACE_SIZE
-from tapelab.core.io import load_json, save_json, write_atomic
+from tapelab.core.io import load_json, save_figure, save_json, write_atomic
 from tapelab.core.lite import LiteModel, call_latencies_ms
 from tapelab.train.fer import load_emotion_model, model_nets
 
@@ -82,9 +82,10 @@ def choose_emotion_model(model_paths, budget: ShippingBudget, calls: int = 200, 
 
 
 def write_choice(choice: dict, out_dir, command: str) -> Path:
-    """choice.json and choice.md: every candidate's figures and the chosen model, with the command."""
+    """choice.json, choice.md and choice.png: every candidate's figures and the chosen model, with the command."""
     out_dir = Path(out_dir)
     save_json(out_dir / "choice.json", {**choice, "command": command})
+    plot_choice(choice, out_dir / "choice.png")
     budget = choice["budget"]
     lines = ["# Which emotion model ships", "", f"Produced by `{command}`.", "",
              f"Rule: the highest accuracy on the validation faces carved from Training among the candidates whose "
@@ -102,6 +103,34 @@ def write_choice(choice: dict, out_dir, command: str) -> Path:
                      f"{c['accuracy']:.2%} | {c['macro_f1']:.3f} | {c['latency_p50_ms']:.2f} | {c['megabytes']:.1f} | "
                      f"{_hours(c.get('training_hours'))} | {'yes' if c['within_budget'] else 'no'} | {chosen} |")
     return write_atomic(out_dir / "choice.md", "\n".join(lines) + "\n")
+
+
+def plot_choice(choice: dict, path) -> Path:
+    """Validation accuracy against training hours, one point per candidate (marker: number of nets), the
+    training budget as a line and the chosen model ringed: how much accuracy each extra hour bought."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5))
+    axis = figure.subplots()
+    timed = [c for c in choice["candidates"] if c.get("training_hours") is not None]
+    net_counts = sorted({len(c["nets"]["members"]) for c in timed})
+    for nets, marker in zip(net_counts, "os^Dv*"):
+        group = [c for c in timed if len(c["nets"]["members"]) == nets]
+        axis.scatter([c["training_hours"] for c in group], [100 * c["accuracy"] for c in group], marker=marker,
+                     c=["tab:blue" if c["within_budget"] else "tab:grey" for c in group],
+                     label=f"{nets} net{'s' if nets > 1 else ''}")
+    for c in timed:
+        if c["model"] == choice["chosen"]:
+            axis.scatter(c["training_hours"], 100 * c["accuracy"], s=250, facecolors="none", edgecolors="tab:red",
+                         label="chosen")
+    axis.axvline(choice["budget"]["training_hours"], color="tab:red", linestyle="--", linewidth=1,
+                 label="training budget")
+    axis.set_xlabel("training hours of every run behind the model (each counted once)")
+    axis.set_ylabel("validation accuracy (%)")
+    axis.set_title("Emotion model candidates (grey: over a budget)")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    return save_figure(figure, path)
 
 
 def _hours(hours: float | None) -> str:
