@@ -314,6 +314,15 @@ def test_ensemble_averages_its_members_in_one_h5(tmp_path, capsys):
     assert main(["fer", "choose", *map(str, candidates), "--out", str(tmp_path / "small"), "--calls", "5",
                  "--megabytes", str(smallest)]) == 0
     assert json.loads((tmp_path / "small" / "choice.json").read_text())["chosen"] == str(members[0])
+    # Equal validation accuracy and passes: the candidate that took less training wins, whatever the order.
+    slower = tmp_path / "slower" / "fer2013_emotion.h5"
+    slower.parent.mkdir()
+    slower.write_bytes(members[0].read_bytes())
+    record = json.loads(members[0].with_suffix(".json").read_text())
+    record["training"]["train_seconds"] *= 2
+    slower.with_suffix(".json").write_text(json.dumps(record))
+    assert main(["fer", "choose", str(slower), str(members[0]), "--out", str(tmp_path / "tie"), "--calls", "5"]) == 0
+    assert json.loads((tmp_path / "tie" / "choice.json").read_text())["chosen"] == str(members[0])
     # The training budget counts every run behind a candidate: the three-net ensemble took the longest.
     hours = {c["model"]: c["training_hours"] for c in choice["candidates"]}
     assert hours[str(grown / "fer2013_emotion.h5")] == pytest.approx(grown_training["train_seconds"] / 3600)

@@ -58,7 +58,8 @@ def interleaved_latencies_ms(model_paths, calls: int, rounds: int) -> dict[str, 
 
 def choose_emotion_model(model_paths, budget: ShippingBudget, calls: int = 200, rounds: int = 5) -> dict:
     """Each candidate's validation scores, net passes, size and latency, and the chosen one: the highest
-    validation accuracy within `budget` (ties: fewer passes). Raises `ConfigError` when none fits."""
+    validation accuracy within `budget`; ties go to fewer passes, then to less training, so the listed order never
+    decides. Raises `ConfigError` when none fits."""
     if len(set(map(str, model_paths))) < len(model_paths):
         raise ConfigError("a candidate is listed twice; list each model once")
     candidates = [{"model": str(path), **validation_score(path),
@@ -76,7 +77,8 @@ def choose_emotion_model(model_paths, budget: ShippingBudget, calls: int = 200, 
         raise ConfigError(f"no candidate is within {budget.latency_ms} ms, {budget.megabytes} MB and "
                           f"{budget.training_hours} hours of training; fastest: {min(latencies.values()):.2f} ms; "
                           "add smaller models (fewer nets, --no-mirror)")
-    chosen = max(fitting, key=lambda candidate: (candidate["accuracy"], -candidate["nets"]["passes"]))
+    chosen = max(fitting, key=lambda candidate: (candidate["accuracy"], -candidate["nets"]["passes"],
+                                                 -candidate["training_hours"]))
     return {"budget": dataclasses.asdict(budget), "calls": calls, "rounds": rounds, "candidates": candidates,
             "chosen": chosen["model"]}
 
@@ -92,8 +94,8 @@ def write_choice(choice: dict, out_dir, command: str) -> Path:
              f"one-face LiteRT call takes at most {budget['latency_ms']:g} ms (median of {choice['rounds']} "
              f"alternating rounds of {choice['calls']} calls each), whose file is at most "
              f"{budget['megabytes']:g} MB and whose training runs took at most "
-             f"{budget['training_hours']:g} hours in all (each run counted once). PublicTest is not "
-             "read here.", "",
+             f"{budget['training_hours']:g} hours in all (each run counted once); on equal accuracy, fewer "
+             "net passes, then fewer training hours. PublicTest is not read here.", "",
              "| model | nets | views per net | net passes | validation accuracy | macro-F1 | one face (ms) | MB | "
              "training hours | within budget | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in choice["candidates"]:
