@@ -68,10 +68,10 @@ def choose_emotion_model(model_paths, budget: ShippingBudget, calls: int = 200, 
     for candidate in candidates:
         seconds = candidate["nets"]["train_seconds"]
         candidate["latency_p50_ms"] = latencies[candidate["model"]]
-        candidate["training_hours"] = None if seconds is None else seconds / 3600
+        candidate["training_hours"] = hours = None if seconds is None else seconds / 3600
         candidate["within_budget"] = (candidate["latency_p50_ms"] <= budget.latency_ms
                                       and candidate["megabytes"] <= budget.megabytes
-                                      and seconds is not None and seconds / 3600 <= budget.training_hours)
+                                      and hours is not None and hours <= budget.training_hours)
     fitting = [candidate for candidate in candidates if candidate["within_budget"]]
     if not fitting:
         raise ConfigError(f"no candidate is within {budget.latency_ms} ms, {budget.megabytes} MB and "
@@ -121,10 +121,9 @@ def plot_choice(choice: dict, path) -> Path:
         axis.scatter([c["training_hours"] for c in group], [100 * c["accuracy"] for c in group], marker=marker,
                      c=["tab:blue" if c["within_budget"] else "tab:grey" for c in group],
                      label=f"{nets} net{'s' if nets > 1 else ''}")
-    for c in timed:
-        if c["model"] == choice["chosen"]:
-            axis.scatter(c["training_hours"], 100 * c["accuracy"], s=250, facecolors="none", edgecolors="tab:red",
-                         label="chosen")
+    chosen = next(c for c in timed if c["model"] == choice["chosen"])  # within budget, so its hours are known
+    axis.scatter(chosen["training_hours"], 100 * chosen["accuracy"], s=250, facecolors="none", edgecolors="tab:red",
+                 label="chosen")
     axis.axvline(choice["budget"]["training_hours"], color="tab:red", linestyle="--", linewidth=1,
                  label="training budget")
     axis.set_xlabel("training hours of every run behind the model (each counted once)")
